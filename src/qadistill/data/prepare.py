@@ -1,0 +1,66 @@
+"""From a data config to the split examples and the prompt format every stage uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qadistill.config import DataConfig, PromptConfig
+from qadistill.data.examples import QAExample
+from qadistill.data.sources import DatasetInfo, get_dataset_info, load_examples, resolve_data_dir
+from qadistill.data.splits import SplitFractions, Splits, cap, split_by_article
+from qadistill.errors import QADistillError
+from qadistill.prompts import PromptFormat
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset split by article, with the facts prompts and scoring need."""
+
+    info: DatasetInfo
+    splits: Splits
+
+    @property
+    def lang(self) -> str:
+        return self.info.lang
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def scorer(self) -> str:
+        """Which official scorer applies: SQuAD v2's for English SQuAD-style data, MLQA's (with its
+        per-language articles and Unicode punctuation) otherwise, e.g. for the German demo set."""
+        return "squad_v2" if self.kind == "squad_v2" and self.lang == "en" else "mlqa"
+
+    def split(self, name: str) -> list[QAExample]:
+        if name not in ("train", "validation", "test", "demo_pool"):
+            raise QADistillError(f"unknown split {name!r} (choose train, validation, test or demo_pool)")
+        examples = getattr(self.splits, name)
+        if not examples:
+            raise QADistillError(f"split {name!r} of dataset {self.info.name!r} is empty")
+        return examples
+
+
+def prepare_data(cfg: DataConfig) -> PreparedData:
+    """Load the dataset, split it by article with the split seed, and apply the caps."""
+    info = get_dataset_info(cfg.dataset)
+    examples = load_examples(cfg.dataset, resolve_data_dir(cfg.data_dir), strict=cfg.strict)
+    s = cfg.splits
+    fractions = SplitFractions(train=s.train, validation=s.validation, test=s.test, demo_pool=s.demo_pool)
+    splits = split_by_article(examples, fractions, s.seed)
+    splits.train = cap(splits.train, s.max_train, s.seed)
+    splits.validation = cap(splits.validation, s.max_validation, s.seed)
+    splits.test = cap(splits.test, s.max_test, s.seed)
+    return PreparedData(info=info, splits=splits)
+
+
+def prompt_format(data: PreparedData, cfg: PromptConfig) -> PromptFormat:
+    """The prompt format for a dataset: its language, and an abstain marker only where questions can be unanswerable."""
+    return PromptFormat(
+        lang=data.lang,
+        shots=cfg.shots,
+        allow_unanswerable=data.kind == "squad_v2",
+        style=cfg.style,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+    )

@@ -1,0 +1,239 @@
+"""Read SQuAD v2.0 and MLQA v1 JSON files into validated `QAExample`s.
+
+Both datasets use the SQuAD layout (data -> paragraphs -> qas -> answers). Every problem a user can fix
+(missing file, bad encoding, malformed JSON, wrong schema, duplicate ids) is a one-line `QADistillError` that
+names the file and, for schema problems, the JSON location. Answers whose `answer_start` does not point at
+their text are counted and skipped with one warning per file (or rejected with `strict=True`), because a wrong
+offset would silently corrupt span-based training targets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from qadistill.data.examples import Answer, QAExample
+from qadistill.errors import QADistillError
+
+logger = logging.getLogger("qadistill.data")
+
+DatasetKind = Literal["squad_v2", "mlqa"]
+
+# MLQA files are named like `dev-context-de-question-en.json`: the context language decides `lang`.
+_MLQA_NAME = re.compile(r"context-([A-Za-z]{2,3})-question-([A-Za-z]{2,3})")
+
+
+@dataclass
+class OffsetReport:
+    """What the offset check found in one source: answers skipped and questions left without an answer."""
+
+    bad_answers: int = 0
+    dropped_questions: int = 0
+
+
+def infer_lang(path: Path) -> str:
+    """The context language of an MLQA file name (`dev-context-de-question-de.json` -> "de"), else "en"."""
+    match = _MLQA_NAME.search(Path(path).name)
+    return match.group(1).lower() if match else "en"
+
+
+def _fail(source: str, where: str, problem: str) -> QADistillError:
+    location = f" {where}:" if where else ""
+    return QADistillError(f"{source}:{location} {problem}")
+
+
+def load_json_file(path: Path) -> Any:
+    """Parse a UTF-8 JSON file, turning every OS, encoding and syntax problem into a one-line error."""
+    path = Path(path)
+    if not path.exists():
+        raise QADistillError(f"{path}: no such file")
+    if path.is_dir():
+        raise QADistillError(f"{path}: is a folder, expected a JSON file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise QADistillError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise QADistillError(f"{path}: the file is empty")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise QADistillError(f"{path}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise QADistillError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise QADistillError(f"{path}: malformed JSON: nested too deeply") from None
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], source: str, where: str) -> Any:
+    if key not in obj:
+        raise _fail(source, where, f"missing key '{key}'")
+    value = obj[key]
+    # bool is an int subclass: `"answer_start": true` must not pass as offset 1.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise _fail(source, where, f"'{key}' must be {_type_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def _iter_questions(doc: Any, source: str) -> Iterator[tuple[str, str, Mapping[str, Any], str]]:
+    """Yield (article title, paragraph context, question object, its JSON location), structure checked."""
+    if not isinstance(doc, dict):
+        raise _fail(source, "", f"top level must be an object with key 'data', got {type(doc).__name__}")
+    articles = _get(doc, "data", list, source, "")
+    for a_idx, article in enumerate(articles):
+        a_where = f"data[{a_idx}]"
+        if not isinstance(article, dict):
+            raise _fail(source, a_where, f"must be an object, got {type(article).__name__}")
+        title = article.get("title", f"{Path(source).name}#article{a_idx}")
+        if not isinstance(title, str):
+            raise _fail(source, a_where, f"'title' must be a string, got {type(title).__name__}")
+        paragraphs = _get(article, "paragraphs", list, source, a_where)
+        for p_idx, paragraph in enumerate(paragraphs):
+            p_where = f"{a_where}.paragraphs[{p_idx}]"
+            if not isinstance(paragraph, dict):
+                raise _fail(source, p_where, f"must be an object, got {type(paragraph).__name__}")
+            context = _get(paragraph, "context", str, source, p_where)
+            qas = _get(paragraph, "qas", list, source, p_where)
+            for q_idx, qa in enumerate(qas):
+                q_where = f"{p_where}.qas[{q_idx}]"
+                if not isinstance(qa, dict):
+                    raise _fail(source, q_where, f"must be an object, got {type(qa).__name__}")
+                yield title, context, qa, q_where
+
+
+def _answer_ok(context: str, text: str, start: int) -> bool:
+    return bool(text) and 0 <= start and context[start : start + len(text)] == text
+
+
+def build_example(
+    *,
+    qid: str,
+    title: str,
+    context: str,
+    question: str,
+    answers: list[tuple[str, int]],
+    impossible: bool,
+    lang: str,
+    strict: bool,
+    report: OffsetReport,
+    source: str,
+    where: str,
+) -> QAExample | None:
+    """Check one question's answers against its context; None when an answerable question has none left.
+
+    Shared by the file reader and the Hugging Face hub converter so both apply identical rules.
+    """
+    if impossible:
+        return QAExample(id=qid, title=title, context=context, question=question, answers=(), lang=lang)
+    if not answers:
+        raise _fail(source, where, f"question '{qid}' has no answers and is not marked is_impossible")
+    kept: list[Answer] = []
+    for a_idx, (text, start) in enumerate(answers):
+        if _answer_ok(context, text, start):
+            kept.append(Answer(text=text, start=start))
+            continue
+        if strict:
+            found = context[max(start, 0) : max(start, 0) + len(text)]
+            raise _fail(
+                source,
+                where,
+                f"answer {a_idx} of question '{qid}' does not match the context at answer_start={start} "
+                f"(text {text[:60]!r}, context has {found[:60]!r})",
+            )
+        report.bad_answers += 1
+    if not kept:
+        report.dropped_questions += 1
+        return None
+    return QAExample(id=qid, title=title, context=context, question=question, answers=tuple(kept), lang=lang)
+
+
+def warn_offsets(report: OffsetReport, source: str) -> None:
+    """One warning per source, so a file with many bad offsets does not flood the log."""
+    if report.bad_answers:
+        logger.warning(
+            "%s: skipped %d answer(s) whose answer_start does not match the context; "
+            "dropped %d answerable question(s) left without a valid answer",
+            source,
+            report.bad_answers,
+            report.dropped_questions,
+        )
+
+
+def read_qa_file(path: Path, *, lang: str | None = None, strict: bool = False) -> list[QAExample]:
+    """Read an official SQuAD v2.0 or MLQA v1 JSON file.
+
+    `lang` defaults to the context language in an MLQA file name, else "en". Unanswerable SQuAD v2 questions
+    get `answers=()`; answerable ones keep every gold answer as given (duplicates included: the scorer takes
+    the max). Answers with a wrong `answer_start` are skipped with one warning (error when `strict`).
+    """
+    path = Path(path)
+    doc = load_json_file(path)
+    source = str(path)
+    lang = lang or infer_lang(path)
+    report = OffsetReport()
+    seen: dict[str, str] = {}
+    examples: list[QAExample] = []
+    for title, context, qa, q_where in _iter_questions(doc, source):
+        qid = _get(qa, "id", str, source, q_where)
+        if qid in seen:
+            raise _fail(source, q_where, f"duplicate question id '{qid}' (first at {seen[qid]})")
+        seen[qid] = q_where
+        question = _get(qa, "question", str, source, q_where)
+        raw_answers = _get(qa, "answers", list, source, q_where)
+        impossible = False
+        if "is_impossible" in qa:
+            impossible = qa["is_impossible"]
+            if not isinstance(impossible, bool):
+                raise _fail(source, q_where, f"'is_impossible' must be true or false, got {type(impossible).__name__}")
+        answers: list[tuple[str, int]] = []
+        if not impossible:  # an unanswerable question's `answers` (normally []) carry no gold span
+            for a_idx, ans in enumerate(raw_answers):
+                a_where = f"{q_where}.answers[{a_idx}]"
+                if not isinstance(ans, dict):
+                    raise _fail(source, a_where, f"must be an object, got {type(ans).__name__}")
+                answers.append(
+                    (_get(ans, "text", str, source, a_where), _get(ans, "answer_start", int, source, a_where))
+                )
+        example = build_example(
+            qid=qid,
+            title=title,
+            context=context,
+            question=question,
+            answers=answers,
+            impossible=impossible,
+            lang=lang,
+            strict=strict,
+            report=report,
+            source=source,
+            where=q_where,
+        )
+        if example is not None:
+            examples.append(example)
+    warn_offsets(report, source)
+    return examples
+
+
+def detect_dataset_kind(path: Path) -> DatasetKind:
+    """ "squad_v2" if any question carries `is_impossible` (the SQuAD v2 marker), else "mlqa"."""
+    path = Path(path)
+    doc = load_json_file(path)
+    for _title, _context, qa, _where in _iter_questions(doc, str(path)):
+        if "is_impossible" in qa:
+            return "squad_v2"
+    return "mlqa"

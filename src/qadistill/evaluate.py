@@ -1,0 +1,185 @@
+"""Evaluation in three separate steps: prompts -> model generations -> pure scoring.
+
+`predict` is the only step that touches a model; `score_predictions` is pure and is what `qadistill score`
+and the report reuse, so a predictions file can always be rescored without a model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qadistill.config import DataConfig, GenerationConfig, ModelLoadConfig, PromptConfig
+from qadistill.data.examples import QAExample
+from qadistill.data.prepare import prepare_data, prompt_format
+from qadistill.data.splits import save_split_ids
+from qadistill.generation import GenerationSettings, generate_answers
+from qadistill.io import atomic_write_json, atomic_write_text
+from qadistill.metrics import aggregate, score_question
+from qadistill.prompts import PromptFormat, build_prompt, choose_demonstration, postprocess_generation
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One question's prompt, the model's raw generation and the extracted answer."""
+
+    id: str
+    prompt: str
+    generation: str
+    answer: str
+    golds: tuple[str, ...]
+
+
+def build_prompts(
+    examples: Sequence[QAExample], fmt: PromptFormat, tokenizer, demo_pool: Sequence[QAExample], seed: int
+) -> list[str]:
+    """Evaluation prompts; one-shot demonstrations are drawn per (seed, question) from the held-out pool."""
+    prompts = []
+    for example in examples:
+        demo = choose_demonstration(example, demo_pool, seed) if fmt.shots == 1 else None
+        prompts.append(build_prompt(example, fmt, tokenizer, demo))
+    return prompts
+
+
+def predict(
+    model,
+    tokenizer,
+    examples: Sequence[QAExample],
+    fmt: PromptFormat,
+    demo_pool: Sequence[QAExample],
+    seed: int,
+    settings: GenerationSettings,
+    *,
+    progress: bool = True,
+) -> list[Prediction]:
+    """Generate an answer for every example (greedy, batched)."""
+    prompts = build_prompts(examples, fmt, tokenizer, demo_pool, seed)
+    raw = generate_answers(model, tokenizer, prompts, settings, progress=progress)
+    return [
+        Prediction(ex.id, prompt, gen, postprocess_generation(gen, fmt), tuple(ex.gold_texts))
+        for ex, prompt, gen in zip(examples, prompts, raw, strict=True)
+    ]
+
+
+def score_predictions(
+    predictions: Sequence[Prediction], *, scorer: str, lang: str
+) -> tuple[list[dict], dict]:
+    """Per-question score rows and the aggregate (official keys, 0-100, plus rouge_l)."""
+    scored = [score_question(p.id, p.golds, p.answer, dataset=scorer, lang=lang) for p in predictions]
+    rows = [
+        {
+            "id": p.id,
+            "prompt": p.prompt,
+            "generation": p.generation,
+            "answer": p.answer,
+            "golds": list(p.golds),
+            "scores": {"exact_match": s.exact_match, "f1": s.f1, "rouge_l": s.rouge_l},
+        }
+        for p, s in zip(predictions, scored, strict=True)
+    ]
+    return rows, aggregate(scored)
+
+
+def write_results(out_dir: Path, rows: Sequence[dict], metrics: dict) -> None:
+    """`predictions.jsonl` then `metrics.json`, each atomically: a metrics file always has its predictions."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
+    atomic_write_json(out_dir / "metrics.json", metrics)
+
+
+def evaluate_examples(
+    model,
+    tokenizer,
+    examples: Sequence[QAExample],
+    fmt: PromptFormat,
+    demo_pool: Sequence[QAExample],
+    seed: int,
+    settings: GenerationSettings,
+    *,
+    scorer: str,
+    out_dir: Path,
+    metadata: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Predict, score and write the results of one (model, split, prompt format, seed); returns the metrics."""
+    started = time.perf_counter()
+    predictions = predict(model, tokenizer, examples, fmt, demo_pool, seed, settings, progress=progress)
+    seconds = time.perf_counter() - started
+    rows, metrics = score_predictions(predictions, scorer=scorer, lang=fmt.lang)
+    metrics = {
+        **metrics,
+        "scorer": scorer,
+        "lang": fmt.lang,
+        "shots": fmt.shots,
+        "seed": seed,
+        "generation_seconds": round(seconds, 3),
+        "questions_per_second": round(len(examples) / seconds, 3) if seconds > 0 else None,
+        **(metadata or {}),
+    }
+    write_results(out_dir, rows, metrics)
+    return metrics
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """Everything `qadistill evaluate` needs: which model, which questions, how to prompt and decode."""
+
+    model: str
+    out_dir: Path
+    data: DataConfig = field(default_factory=DataConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    load: ModelLoadConfig = field(default_factory=ModelLoadConfig)
+    split: str = "validation"
+    seed: int = 0
+
+
+def run_evaluation(job: EvaluationJob, *, progress: bool = True) -> dict:
+    """Load data and model, evaluate one split, and save metrics, predictions, split ids and the job itself."""
+    from qadistill.models import load_model_and_tokenizer
+
+    data = prepare_data(job.data)
+    examples = data.split(job.split)
+    fmt = prompt_format(data, job.prompt)
+    demo_pool = data.split("demo_pool") if fmt.shots == 1 else []
+    model, tokenizer = load_model_and_tokenizer(
+        job.model,
+        dtype=job.load.dtype,
+        allow_pickle=job.load.allow_pickle,
+        trust_remote_code=job.load.trust_remote_code,
+    )
+    save_split_ids(data.splits, job.out_dir / "split_ids.json")
+    atomic_write_json(job.out_dir / "job.json", job_to_dict(job))
+    settings = GenerationSettings(job.generation.batch_size, job.generation.max_new_tokens)
+    metadata = {"model": job.model, "dataset": data.info.name, "split": job.split}
+    return evaluate_examples(
+        model,
+        tokenizer,
+        examples,
+        fmt,
+        demo_pool,
+        job.seed,
+        settings,
+        scorer=data.scorer,
+        out_dir=job.out_dir,
+        metadata=metadata,
+        progress=progress,
+    )
+
+
+def job_to_dict(job: EvaluationJob) -> dict:
+    """The resolved job as JSON-ready data, saved with every evaluation."""
+    return {
+        "model": job.model,
+        "split": job.split,
+        "seed": job.seed,
+        "data": job.data.model_dump(mode="json"),
+        "prompt": job.prompt.model_dump(mode="json"),
+        "generation": job.generation.model_dump(mode="json"),
+        "load": job.load.model_dump(mode="json"),
+    }

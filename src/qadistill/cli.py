@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from qadistill.errors import QADistillError
+from qadistill.errors import QADistillError, one_line_validation_error
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +30,26 @@ DataDir = Annotated[
         help="Folder with squad_v2/ and mlqa/ files (default: $QADISTILL_DATA_DIR, else the hub).",
     ),
 ]
+
+
+Fractions = Annotated[
+    str | None,
+    typer.Option(help="Split shares by article as train,validation,test,demo_pool (default 0.7,0.1,0.1,0.1)."),
+]
+
+
+def parse_fractions(text: str | None) -> dict[str, float]:
+    """'0.4,0.25,0.25,0.1' -> split config fields; validation of the sum happens in SplitConfig."""
+    if text is None:
+        return {}
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise QADistillError(f"--fractions must be four numbers train,validation,test,demo_pool, got {text!r}")
+    return dict(zip(("train", "validation", "test", "demo_pool"), values, strict=True))
 
 
 def _print_json(obj: dict) -> None:
@@ -60,6 +81,7 @@ def evaluate(
         int | None, typer.Option(help="Evaluate at most this many questions (seeded subset).")
     ] = None,
     data_dir: DataDir = None,
+    fractions: Fractions = None,
     batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
     max_new_tokens: Annotated[int, typer.Option(help="Upper bound on generated tokens per answer.")] = 32,
     max_prompt_tokens: Annotated[
@@ -78,6 +100,7 @@ def evaluate(
     from qadistill.evaluate import EvaluationJob, run_evaluation
 
     split_cap = {"max_validation": limit, "max_test": limit, "max_train": limit} if limit else {}
+    split_cap |= parse_fractions(fractions)
     job = EvaluationJob(
         model=model,
         out_dir=out,
@@ -112,6 +135,9 @@ def main() -> None:
         app()
     except QADistillError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        typer.echo(f"error: {one_line_validation_error(exc)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -128,6 +128,16 @@ def score(
     _print_json(score_files(data, predictions, lang=lang))
 
 
+def _register_commands() -> None:
+    """Commands whose implementations live next to their library code."""
+    from qadistill.report import report_command
+
+    app.command("report")(report_command)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

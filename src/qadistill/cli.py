@@ -130,9 +130,15 @@ def score(
 
 def _register_commands() -> None:
     """Commands whose implementations live next to their library code."""
+    from qadistill.experiments.commands import demo_command, run_command
     from qadistill.report import report_command
+    from qadistill.train.commands import distill_command, finetune_command
 
+    app.command("finetune")(finetune_command)
+    app.command("distill")(distill_command)
+    app.command("run")(run_command)
     app.command("report")(report_command)
+    app.command("demo")(demo_command)
 
 
 _register_commands()

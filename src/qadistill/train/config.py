@@ -1,0 +1,216 @@
+"""Typed settings of fine-tuning and distillation runs, and the jobs that bundle them with data and prompts.
+
+Every model rejects unknown keys (`Strict`), so a typo in a YAML file or a `key=value` override fails loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig, Strict
+from qadistill.errors import QADistillError
+
+DivergenceName = Literal["forward_kl", "reverse_kl", "skl", "srkl", "jsd", "tvd"]
+
+
+class LoraSettings(Strict):
+    """LoRA adapters (peft). `target_modules="all-linear"` adapts every linear layer except the LM head."""
+
+    enabled: bool = False
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class TrainConfig(Strict):
+    """Optimisation, precision, checkpointing and validation settings shared by fine-tuning and distillation.
+
+    A step is one optimizer update over `grad_accum` micro-batches of `batch_size` questions (per process).
+    The loss of a step is the sum of answer-token losses divided by the number of answer tokens in the whole
+    accumulation window. The learning rate warms up linearly for `warmup_steps`, then decays to
+    `min_lr_ratio * lr` by `max_steps` (linear or cosine) or stays constant.
+    """
+
+    max_steps: int = Field(1000, gt=0)
+    batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["linear", "cosine", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    gradient_checkpointing: bool = False
+    lora: LoraSettings = LoraSettings()
+    max_answer_tokens: int = Field(64, gt=1)
+    checkpoint_interval: int = Field(100, ge=0)
+    eval_interval: int = Field(100, ge=0)
+    eval_examples: int = Field(64, gt=0)
+    eval_batch_size: int = Field(8, gt=0)
+    nan_policy: Literal["stop", "skip"] = "stop"
+
+
+class OffPolicyConfig(Strict):
+    """DistiLLM's adaptive off-policy use of student-generated outputs (SGO).
+
+    Each micro-batch draws r ~ U(0, 1). With threshold phi and the decayed phi_t = phi * (1 - step / max_steps)
+    ("decreasing"; "constant" = phi / 2, "increasing" = phi * step / max_steps): fresh student samples when
+    r < phi_t, or when r < phi while the replay buffer is not yet full; a replay batch when r < phi; the ground
+    truth otherwise. phi starts at `init_threshold` and rises by 0.1 (capped at 1) at a validation check when the
+    student's validation CE is at least `loss_eps` above the reference (`raise_when="worse"`, DistiLLM's rule;
+    the reference is reset to the current value when phi rises) or, with `raise_when="not_better"`, when it is
+    not at least `loss_eps` below the best value so far.
+    """
+
+    enabled: bool = True
+    init_threshold: float = Field(0.0, ge=0, le=1)
+    loss_eps: float = Field(0.1, ge=0)
+    threshold_step: float = Field(0.1, gt=0, le=1)
+    raise_when: Literal["worse", "not_better"] = "worse"
+    capacity: int = Field(1000, gt=0)
+    replay_ratio: Literal["decreasing", "constant", "increasing"] = "decreasing"
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(32, gt=0)
+
+
+class DistillConfig(Strict):
+    """The distillation objective: (1 - kd_ratio) * CE + kd_ratio * divergence on answer positions."""
+
+    divergence: DivergenceName = "srkl"
+    skew_alpha: float = Field(0.1, ge=0, le=1)
+    jsd_beta: float = Field(0.5, gt=0, lt=1)
+    temperature: float = Field(1.0, gt=0)
+    kd_ratio: float = Field(1.0, ge=0, le=1)
+    off_policy: OffPolicyConfig = OffPolicyConfig()
+
+    def divergence_params(self) -> dict[str, float]:
+        if self.divergence in ("skl", "srkl"):
+            return {"alpha": self.skew_alpha}
+        if self.divergence == "jsd":
+            return {"beta": self.jsd_beta}
+        return {}
+
+
+_PRUNE = re.compile(r"^prune:(half|quarter|every_other|\d+(,\d+)*)$")
+
+
+class FinetuneJob(Strict):
+    """Supervised fine-tuning of `model` on the training split's QA prompts (loss on answer tokens only)."""
+
+    model: str
+    out_dir: Path
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    load: ModelLoadConfig = ModelLoadConfig()
+    train: TrainConfig = TrainConfig()
+    seed: int = 0
+    resume: bool = False
+
+
+class DistillJob(Strict):
+    """Distillation of `teacher` into `student`: a model spec, or `prune:half|quarter|every_other|0,2,5` to make
+    the student from the teacher by keeping a subset of its layers. `load` applies to the student,
+    `teacher_load` to the teacher (e.g. dtype bfloat16 for a cheaper frozen teacher)."""
+
+    teacher: str
+    student: str
+    out_dir: Path
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    load: ModelLoadConfig = ModelLoadConfig()
+    teacher_load: ModelLoadConfig = ModelLoadConfig()
+    train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
+    seed: int = 0
+    resume: bool = False
+
+    @model_validator(mode="after")
+    def _check_student(self) -> DistillJob:
+        if self.student.startswith("prune:") and not _PRUNE.match(self.student):
+            raise ValueError(
+                f"student {self.student!r}: use prune:half, prune:quarter, prune:every_other or prune:0,2,5"
+            )
+        return self
+
+    def prune_keep(self) -> str | list[int] | None:
+        """The layers to keep when the student is pruned from the teacher, else None."""
+        if not self.student.startswith("prune:"):
+            return None
+        keep = self.student.removeprefix("prune:")
+        return [int(i) for i in keep.split(",")] if keep[0].isdigit() else keep
+
+
+def fingerprint(job: FinetuneJob | DistillJob) -> dict[str, Any]:
+    """What must not change between a run and its resumption: everything but `resume` and how often it saves."""
+    doc = job.model_dump(mode="json", exclude={"resume"})
+    doc["train"].pop("checkpoint_interval", None)
+    return doc
+
+
+# ----------------------------------------------------------------------------------------------- YAML + overrides
+
+
+def _parse_value(text: str) -> Any:
+    """`key=value` override values are YAML scalars/lists: 3, 1e-4, true, null, [0, 2], bf16."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys (`train.lr=1e-4`, `distill.off_policy.enabled=false`) in a nested dict, in place."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise QADistillError(f"override {item!r} is not of the form key=value (e.g. train.lr=1e-4)")
+        parts = key.strip().split(".")
+        node = doc
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise QADistillError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return doc
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """A job as a YAML mapping (empty when no file is given)."""
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise QADistillError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise QADistillError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise QADistillError(f"config file {path} must hold a mapping of settings")
+    return doc
+
+
+def build_job(cls: type[FinetuneJob] | type[DistillJob], doc: dict[str, Any], source: str) -> Any:
+    """Validate a job, turning pydantic's report into one line that names the offending keys."""
+    try:
+        return cls.model_validate(doc)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors()[:3]:
+            where = ".".join(str(p) for p in err["loc"]) or "job"
+            message = "missing (give it as an option or in --config)" if err["type"] == "missing" else err["msg"]
+            problems.append(f"{where}: {message.removeprefix('Value error, ')}")
+        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        raise QADistillError(f"{source}: {'; '.join(problems)}{more}") from None

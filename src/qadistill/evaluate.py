@@ -16,10 +16,12 @@ from qadistill.config import DataConfig, GenerationConfig, ModelLoadConfig, Prom
 from qadistill.data.examples import QAExample
 from qadistill.data.prepare import prepare_data, prompt_format
 from qadistill.data.splits import save_split_ids
+from qadistill.errors import QADistillError
 from qadistill.generation import GenerationSettings, generate_answers
-from qadistill.io import atomic_write_json, atomic_write_text
+from qadistill.io import atomic_write_json, atomic_write_text, ensure_dir
 from qadistill.metrics import aggregate, score_question
-from qadistill.prompts import PromptFormat, build_prompt, choose_demonstration, postprocess_generation
+from qadistill.prompts import PromptFormat, build_prompt, choose_demonstration, fit_to_context, postprocess_generation
+from qadistill.tokenize import prompt_ids
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,15 @@ def predict(
     *,
     progress: bool = True,
 ) -> list[Prediction]:
-    """Generate an answer for every example (greedy, batched)."""
+    """Generate an answer for every example (greedy, batched), prompts fitted to the model's context."""
+    from qadistill.models import context_length
+
+    window = context_length(model, tokenizer)
+    reserved = settings.max_new_tokens + 1  # + a BOS that `prompt_ids` may add
+    fmt = fit_to_context(fmt, window, reserved)
     prompts = build_prompts(examples, fmt, tokenizer, demo_pool, seed)
+    if window is not None:
+        check_prompt_lengths(examples, prompts, tokenizer, window - settings.max_new_tokens)
     raw = generate_answers(model, tokenizer, prompts, settings, progress=progress)
     return [
         Prediction(ex.id, prompt, gen, postprocess_generation(gen, fmt), tuple(ex.gold_texts))
@@ -64,9 +73,19 @@ def predict(
     ]
 
 
-def score_predictions(
-    predictions: Sequence[Prediction], *, scorer: str, lang: str
-) -> tuple[list[dict], dict]:
+def check_prompt_lengths(examples: Sequence[QAExample], prompts: Sequence[str], tokenizer, limit: int) -> None:
+    """Refuse a prompt that is still longer than `limit` tokens after its context was cut (a very long question or
+    demonstration): the model would read it past its trained positions and answer garbage without a word."""
+    for example, prompt in zip(examples, prompts, strict=True):
+        n = len(prompt_ids(tokenizer, prompt))
+        if n > limit:
+            raise QADistillError(
+                f"question {example.id!r}: its prompt has {n} tokens even with the context cut, more than the "
+                f"{limit} the model's context leaves beside the answer (shorten the answer length or the question)"
+            )
+
+
+def score_predictions(predictions: Sequence[Prediction], *, scorer: str, lang: str) -> tuple[list[dict], dict]:
     """Per-question score rows and the aggregate (official keys, 0-100, plus rouge_l)."""
     scored = [score_question(p.id, p.golds, p.answer, dataset=scorer, lang=lang) for p in predictions]
     rows = [
@@ -86,9 +105,7 @@ def score_predictions(
 def write_results(out_dir: Path, rows: Sequence[dict], metrics: dict) -> None:
     """`predictions.jsonl` then `metrics.json`, each atomically: a metrics file always has its predictions."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    )
+    atomic_write_text(out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_json(out_dir / "metrics.json", metrics)
 
 
@@ -147,6 +164,7 @@ def run_evaluation(job: EvaluationJob, *, progress: bool = True) -> dict:
     examples = data.split(job.split)
     fmt = prompt_format(data, job.prompt)
     demo_pool = data.split("demo_pool") if fmt.shots == 1 else []
+    ensure_dir(job.out_dir)  # an unusable --out fails before the model is loaded
     model, tokenizer = load_model_and_tokenizer(
         job.model,
         dtype=job.load.dtype,

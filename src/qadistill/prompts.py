@@ -7,7 +7,9 @@ the instruction, the question and, in training, the gold answer span are never c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import random
 import re
 import string
@@ -18,7 +20,10 @@ from typing import Literal
 from qadistill.data.examples import QAExample
 from qadistill.errors import QADistillError
 
+logger = logging.getLogger("qadistill.prompts")
+
 PromptStyle = Literal["auto", "plain", "chat"]
+MIN_PROMPT_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -74,26 +79,51 @@ class PromptFormat:
 
     def __post_init__(self) -> None:
         if self.lang not in TEMPLATES:
-            raise QADistillError(
-                f"prompt language {self.lang!r} is not supported (choose from {sorted(TEMPLATES)})"
-            )
+            raise QADistillError(f"prompt language {self.lang!r} is not supported (choose from {sorted(TEMPLATES)})")
         if self.shots not in (0, 1):
             raise QADistillError(f"shots must be 0 or 1, got {self.shots}")
-        if self.max_prompt_tokens < 32:
-            raise QADistillError(f"max_prompt_tokens must be at least 32, got {self.max_prompt_tokens}")
+        if self.max_prompt_tokens < MIN_PROMPT_TOKENS:
+            raise QADistillError(
+                f"max_prompt_tokens must be at least {MIN_PROMPT_TOKENS}, got {self.max_prompt_tokens}"
+            )
 
     @property
     def template(self) -> Template:
         return TEMPLATES[self.lang]
 
 
+def fit_to_context(fmt: PromptFormat, context_tokens: int | None, reserved_tokens: int) -> PromptFormat:
+    """`fmt` with its prompt budget lowered, if needed, so a prompt plus `reserved_tokens` (the answer, and a BOS)
+    fits the model's context of `context_tokens` (None: unknown, no change).
+
+    Without this a budget larger than the model's context gives prompts past its trained positions: an index
+    error for learned position embeddings, silently degraded answers for rotary ones.
+    """
+    if context_tokens is None:
+        return fmt
+    room = context_tokens - reserved_tokens
+    if room >= fmt.max_prompt_tokens:
+        return fmt
+    if room < MIN_PROMPT_TOKENS:
+        raise QADistillError(
+            f"the model's context of {context_tokens} tokens leaves {room} for the prompt after {reserved_tokens} "
+            f"answer tokens; a prompt needs at least {MIN_PROMPT_TOKENS} (lower the answer length)"
+        )
+    logger.warning(
+        "prompt budget lowered from %d to %d tokens: the model's context is %d tokens, %d of them kept for the answer",
+        fmt.max_prompt_tokens,
+        room,
+        context_tokens,
+        reserved_tokens,
+    )
+    return dataclasses.replace(fmt, max_prompt_tokens=room)
+
+
 def target_answer(example: QAExample, fmt: PromptFormat) -> str:
     """The text a model should produce: the first gold span, or the abstain marker."""
     if example.is_impossible:
         if not fmt.allow_unanswerable:
-            raise QADistillError(
-                f"question {example.id} is unanswerable but the prompt format has no abstain marker"
-            )
+            raise QADistillError(f"question {example.id} is unanswerable but the prompt format has no abstain marker")
         return fmt.template.unanswerable
     return newline_free(example.answers[0].text)
 
@@ -158,9 +188,7 @@ def render_prompt(
         first_prefix = _instruction(fmt) + "\n\n"
         if demo is not None:
             demo_context, demo_question, demo_answer = demo
-            messages.append(
-                {"role": "user", "content": first_prefix + _question_block(t, demo_context, demo_question)}
-            )
+            messages.append({"role": "user", "content": first_prefix + _question_block(t, demo_context, demo_question)})
             messages.append({"role": "assistant", "content": demo_answer})
             first_prefix = ""
         messages.append({"role": "user", "content": first_prefix + _question_block(t, context, question)})
@@ -231,9 +259,7 @@ def build_prompt(
     skeleton = render_prompt(
         fmt, tokenizer, "", example.question, (("", demo_fields[1], demo_fields[2]) if demo_fields else None)
     )
-    budget = (
-        fmt.max_prompt_tokens - _count_tokens(tokenizer, skeleton) - 2
-    )  # margin for tokens merging at joins
+    budget = fmt.max_prompt_tokens - _count_tokens(tokenizer, skeleton) - 2  # margin for tokens merging at joins
     context_tokens = _count_tokens(tokenizer, example.context)
     demo_context = ""
     if demo_fields:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from qadistill.config import DataConfig, PromptConfig
 from qadistill.data.examples import QAExample
-from qadistill.data.sources import DatasetInfo, get_dataset_info, load_examples, resolve_data_dir
+from qadistill.data.sources import DatasetInfo, get_dataset_info, load_examples, local_paths, resolve_data_dir
 from qadistill.data.splits import SplitFractions, Splits, cap, split_by_article
 from qadistill.errors import QADistillError
 from qadistill.prompts import PromptFormat
@@ -45,10 +45,13 @@ class PreparedData:
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Load the dataset, split it by article with the split seed, and apply the caps."""
     info = get_dataset_info(cfg.dataset)
-    examples = load_examples(cfg.dataset, resolve_data_dir(cfg.data_dir), strict=cfg.strict)
+    data_dir = resolve_data_dir(cfg.data_dir)
+    examples = load_examples(cfg.dataset, data_dir, strict=cfg.strict)
+    files = local_paths(info, data_dir) if info.resource is None else []
+    source = f"dataset {cfg.dataset!r}" + (f" ({', '.join(str(f) for f in files)})" if files else "")
     s = cfg.splits
     fractions = SplitFractions(train=s.train, validation=s.validation, test=s.test, demo_pool=s.demo_pool)
-    splits = split_by_article(examples, fractions, s.seed)
+    splits = split_by_article(examples, fractions, s.seed, source=source)
     splits.train = cap(splits.train, s.max_train, s.seed)
     splits.validation = cap(splits.validation, s.max_validation, s.seed)
     splits.test = cap(splits.test, s.max_test, s.seed)

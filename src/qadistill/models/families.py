@@ -267,6 +267,31 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     }
 
 
+def _named(tokenizer: PreTrainedTokenizerBase) -> str:
+    """` <where it was loaded from>:` for messages, or "" for a tokenizer built in memory."""
+    name = getattr(tokenizer, "name_or_path", "") or ""
+    return f" {name}:" if name else ""
+
+
+def context_length(
+    model: PreTrainedModel | PretrainedConfig, tokenizer: PreTrainedTokenizerBase | None = None
+) -> int | None:
+    """The longest sequence (prompt + answer) the model was built for, from its config; None when unknown.
+
+    The tokenizer's `model_max_length` is only a fallback: it is often a placeholder (1e30) or larger than the
+    model's positions (Qwen2.5 tokenizers say 131072, the 0.5B config 32768).
+    """
+    config = getattr(model, "config", model)
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10_000_000 else None
+
+
 def _rows(model: PreTrainedModel) -> tuple[int, int]:
     out = model.get_output_embeddings()
     in_rows = model.get_input_embeddings().weight.shape[0]
@@ -290,8 +315,9 @@ def check_same_tokenizer(
         if differing is None:
             differing = next(tok for tok in s_vocab if tok not in t_vocab)
         raise QADistillError(
-            f"teacher and student use different tokenizers (teacher {len(t_vocab)} tokens, student "
-            f"{len(s_vocab)}; token {differing!r} has id {t_vocab.get(differing)} vs {s_vocab.get(differing)})"
+            f"teacher and student use different tokenizers (teacher{_named(teacher_tok)} {len(t_vocab)} tokens, "
+            f"student{_named(student_tok)} {len(s_vocab)}; token {differing!r} has id {t_vocab.get(differing)} "
+            f"vs {s_vocab.get(differing)})"
         )
     t_special, s_special = _special_tokens(teacher_tok), _special_tokens(student_tok)
     if t_special != s_special:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from qadistill.errors import QADistillError
@@ -24,6 +26,10 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
+
+# What reading a local folder's weights raises for a damaged or hostile file: a truncated or corrupt safetensors
+# file (SafetensorError), a pickle that the weights-only unpickler refuses (UnpicklingError) or that ends early.
+_UNREADABLE_WEIGHTS = (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError, EOFError)
 
 # Trainer state files that sit beside weights in checkpoint folders but are not weights.
 _NON_WEIGHT_PICKLES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
@@ -263,7 +269,7 @@ def load_model(
                 model = AutoModelForCausalLM.from_pretrained(
                     str(folder), use_safetensors=kind == "safetensors", **kwargs
                 )
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            except _UNREADABLE_WEIGHTS as exc:
                 raise QADistillError(f"could not load model folder {folder}: {one_line(exc)}") from None
     else:
         try:

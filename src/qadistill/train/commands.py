@@ -8,6 +8,7 @@ are imported only when a command runs. A run stopped by SIGINT/SIGTERM saves a c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,7 +81,8 @@ def _run(runner, job) -> None:
     except TrainingInterrupted as stop:
         typer.echo(str(stop), err=True)
         raise typer.Exit(130) from None
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if os.environ.get("RANK", "0") == "0":  # multi-process launches: the main process prints the result
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def finetune_command(

@@ -29,6 +29,7 @@ from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import Batch, TokenizedExample, collate, encode_examples
 from qadistill.train.checkpoint import CHECKPOINT_DIR, has_checkpoint, load_checkpoint, read_state, save_checkpoint
 from qadistill.train.config import DistillJob, FinetuneJob, TrainConfig, fingerprint
+from qadistill.train.distributed import check_launch
 from qadistill.train.offpolicy import STEP_KINDS
 from qadistill.train.signals import NonFiniteLoss, StopRequest, TrainingInterrupted
 
@@ -151,7 +152,9 @@ def make_accelerator(precision: str):
     current = getattr(AcceleratorState, "_shared_state", {}).get("_mixed_precision")
     if current is not None and current != wanted:
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=wanted)
+    accelerator = Accelerator(mixed_precision=wanted)
+    check_launch(accelerator)  # multi-process: every process must see the others
+    return accelerator
 
 
 def accumulating(accelerator, model, *, last: bool):

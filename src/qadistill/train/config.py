@@ -83,6 +83,25 @@ class OffPolicyConfig(Strict):
     max_new_tokens: int = Field(32, gt=0)
 
 
+class TeacherCacheConfig(Strict):
+    """Distil from a cache of the teacher's top-k log-probabilities instead of a live teacher (`teacher_cache.py`).
+
+    One teacher pass over the training prompts stores, for every answer position, the top-`k` token ids, their
+    log-probabilities and the remaining tail mass under `dir/<key>/` (`dir` null: `$QADISTILL_CACHE/teacher_logits`
+    or `~/.cache/qadistill/teacher_logits`); the key hashes the teacher weights, tokenizer, training token ids,
+    prompt format, k and temperature, so every student and seed with the same prompts reuses it. The loss then uses
+    the sparse form of the divergence (top-k plus tail; a lower bound on the dense value, exact when the teacher's
+    tail mass is 0), and the teacher is never loaded when the cache exists. Adaptive off-policy steps score the
+    student's own samples, which only a live teacher can do: the cache needs `off_policy.enabled: false`.
+    `batch_size` is the batch of the teacher pass that builds the cache.
+    """
+
+    enabled: bool = False
+    k: int = Field(64, gt=0)
+    dir: Path | None = None
+    batch_size: int = Field(16, gt=0)
+
+
 class DistillConfig(Strict):
     """The distillation objective: (1 - kd_ratio) * CE + kd_ratio * divergence on answer positions."""
 
@@ -92,6 +111,7 @@ class DistillConfig(Strict):
     temperature: float = Field(1.0, gt=0)
     kd_ratio: float = Field(1.0, ge=0, le=1)
     off_policy: OffPolicyConfig = OffPolicyConfig()
+    teacher_cache: TeacherCacheConfig = TeacherCacheConfig()
 
     def divergence_params(self) -> dict[str, float]:
         if self.divergence in ("skl", "srkl"):
@@ -151,9 +171,13 @@ class DistillJob(Strict):
 
 
 def fingerprint(job: FinetuneJob | DistillJob) -> dict[str, Any]:
-    """What must not change between a run and its resumption: everything but `resume` and how often it saves."""
+    """What must not change between a run and its resumption: everything but `resume`, how often it saves, and
+    where / in what batches the teacher cache is built (its key covers what it holds)."""
     doc = job.model_dump(mode="json", exclude={"resume"})
     doc["train"].pop("checkpoint_interval", None)
+    if isinstance(job, DistillJob):
+        for name in ("dir", "batch_size"):
+            doc["distill"]["teacher_cache"].pop(name, None)
     return doc
 
 

@@ -5,17 +5,23 @@ Teacher and student share one tokenizer; their embedding matrices may have diffe
 152,064 vs 151,936), so both are compared on the tokenizer's first N = len(tokenizer) logits. The teacher runs
 without gradients under `torch.inference_mode()` and, like the student, projects only the answer positions.
 On student-generated batches the CE term is taken on the sampled tokens, as in DistiLLM.
+
+With `distill.teacher_cache.enabled` the teacher's top-k log-probabilities come from a cache built by one teacher
+pass (`teacher_cache.py`) and the loss uses the sparse form of the divergence; the teacher is loaded only to build
+the cache (or to make a pruned student) and freed before training. Adaptive off-policy steps need the live teacher,
+so the two cannot be combined. The result records `teacher_source` ("live" or "cache") and the cache key.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
 import torch
 
 from qadistill.errors import QADistillError
-from qadistill.losses import answer_cross_entropy, distillation_loss, get_divergence
+from qadistill.losses import answer_cross_entropy, distillation_loss, get_divergence, get_sparse_divergence
 from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import DataOrder, collate
 from qadistill.train.common import (
@@ -49,8 +55,17 @@ from qadistill.train.common import (
     write_run_files,
 )
 from qadistill.train.config import DistillJob
+from qadistill.train.distributed import (
+    check_sharding,
+    finite_everywhere,
+    save_gathered_model,
+    stop_requested,
+    stopped_without_checkpoint,
+    sum_over_processes,
+)
 from qadistill.train.offpolicy import FRESH_STUDENT, REPLAY, AdaptiveOffPolicy, ReplayBuffer, sample_student_answers
 from qadistill.train.signals import graceful_stop
+from qadistill.train.teacher_cache import CacheSetup, prepare_cache, resolve_cache_root
 
 
 def load_student(job: DistillJob, teacher, teacher_tokenizer):
@@ -64,6 +79,38 @@ def load_student(job: DistillJob, teacher, teacher_tokenizer):
     return student, teacher_tokenizer
 
 
+def load_teacher(job: DistillJob, device):
+    """The frozen teacher and its tokenizer, on `device`."""
+    from qadistill.models import load_model_and_tokenizer
+
+    teacher, tokenizer = load_model_and_tokenizer(job.teacher, **job.teacher_load.model_dump())
+    return teacher.requires_grad_(False).eval().to(device), tokenizer
+
+
+def load_models(job: DistillJob, device, *, live_teacher: bool):
+    """(teacher or None, teacher tokenizer, student, student tokenizer).
+
+    Without a live teacher (the cache) only the teacher's tokenizer is read, unless the student is pruned from it.
+    """
+    from qadistill.models import load_tokenizer
+
+    if live_teacher or job.prune_keep() is not None:
+        teacher, tokenizer = load_teacher(job, device)
+        return teacher, tokenizer, *load_student(job, teacher, tokenizer)
+    tokenizer = load_tokenizer(job.teacher, trust_remote_code=job.teacher_load.trust_remote_code)
+    return None, tokenizer, *load_student(job, None, tokenizer)
+
+
+def check_teacher_cache(job: DistillJob) -> None:
+    """The cache and adaptive off-policy steps exclude each other: say so before anything is loaded."""
+    dcfg = job.distill
+    if dcfg.teacher_cache.enabled and dcfg.off_policy.enabled:
+        raise QADistillError(
+            "distill.teacher_cache.enabled needs distill.off_policy.enabled=false: adaptive off-policy steps train "
+            "on the student's own samples, which only the live teacher can score (set one of the two to false)"
+        )
+
+
 def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | None = None) -> dict[str, Any]:
     """Distill `job.teacher` into `job.student`; writes the same files as `run_finetune`.
 
@@ -72,25 +119,57 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     """
     from accelerate.utils import set_seed
 
-    from qadistill.models import check_same_tokenizer, load_model_and_tokenizer, param_count
+    from qadistill.models import check_same_tokenizer, param_count
 
     cfg, dcfg, opc, paths = job.train, job.distill, job.distill.off_policy, RunPaths(job.out_dir)
     if opc.enabled and not cfg.eval_interval:
         raise QADistillError("adaptive off-policy distillation needs train.eval_interval > 0 (it follows val CE)")
     if (done := finished_result(job, paths)) is not None:
         return done
+    check_teacher_cache(job)
     set_seed(job.seed)
     accelerator = make_accelerator(cfg.precision)
-    teacher, tokenizer = load_model_and_tokenizer(job.teacher, **job.teacher_load.model_dump())
-    student, student_tokenizer = load_student(job, teacher, tokenizer)
+    cache_cfg = dcfg.teacher_cache
+    teacher, tokenizer, student, student_tokenizer = load_models(
+        job, accelerator.device, live_teacher=not cache_cfg.enabled
+    )
     vocab = check_same_tokenizer(tokenizer, student_tokenizer, teacher, student)
-    teacher = teacher.requires_grad_(False).eval().to(accelerator.device)
     data = load_training_data(job, student_tokenizer)
-    sizes = {"teacher_params": param_count(teacher), "student_params": param_count(student)}
-    layers = {"teacher_layers": teacher.config.num_hidden_layers, "student_layers": student.config.num_hidden_layers}
+    cached: CacheSetup | None = None
+    if cache_cfg.enabled:  # build or load the cache; the teacher is freed before training
+        with torch.random.fork_rng(devices=[]):  # building or loading leaves the RNG as it was: same run either way
+            cached = prepare_cache(
+                root=resolve_cache_root(cache_cfg.dir),
+                teacher_spec=job.teacher,
+                teacher_dtype=job.teacher_load.dtype,
+                tokenizer=tokenizer,
+                examples=data.train,
+                prompt=data.fmt,
+                vocab=vocab,
+                k=cache_cfg.k,
+                temperature=dcfg.temperature,
+                batch_size=cache_cfg.batch_size,
+                pad_id=student_tokenizer.pad_token_id,
+                teacher=teacher,
+                load_teacher=lambda: _checked_teacher(job, accelerator.device, tokenizer),
+                is_main=accelerator.is_main_process,
+                wait=accelerator.wait_for_everyone,
+                progress=progress and accelerator.is_main_process,
+            )
+        teacher = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        meta = cached.cache.meta
+        t_params, t_layers = meta["teacher_params"], meta["teacher_layers"]
+    else:
+        t_params, t_layers = param_count(teacher), teacher.config.num_hidden_layers
+    sizes = {"teacher_params": t_params, "student_params": param_count(student)}
+    layers = {"teacher_layers": t_layers, "student_layers": student.config.num_hidden_layers}
     student = prepare_trainable(student, cfg)
     trainable = trainable_param_count(student)
     optimizer = build_optimizer(student, cfg)
+    sharded = check_sharding(accelerator, cfg, resume=job.resume, off_policy=opc.enabled)  # FSDP / DeepSpeed / None
     model, optimizer = accelerator.prepare(student, optimizer)
     raw_model = accelerator.unwrap_model(model)
     state, replay_state, resumed = start_or_resume(job, paths, raw_model, optimizer)
@@ -108,8 +187,10 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     pad_id = student_tokenizer.pad_token_id
     val_batches = fixed_batches(data.validation, cfg.eval_batch_size, pad_id)
     divergence, div_params = get_divergence(dcfg.divergence), dcfg.divergence_params()
+    if cached is not None:
+        divergence = get_sparse_divergence(dcfg.divergence)
     if not resumed and opc.enabled:  # DistiLLM measures the starting point: the threshold's first reference
-        state.last_val_ce = validation_ce(model, val_batches, accelerator.device)
+        state.last_val_ce = mean_over_processes(validation_ce(model, val_batches, accelerator.device), accelerator)
         policy.update(state.last_val_ce)
         log.write({"type": "eval", "step": 0, "val_ce": state.last_val_ce, "threshold": policy.threshold})
 
@@ -119,9 +200,10 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
             started = time.perf_counter()
             step = state.step + 1
             # one accumulation window; each micro-batch is ground truth, fresh student samples or a replay batch
-            kinds, batches = [], []
+            kinds, batches, picked = [], [], []
             for _ in range(cfg.grad_accum):
-                items = [data.train[i] for i in order.next_indices()]
+                picked.append(order.next_indices())
+                items = [data.train[i] for i in picked[-1]]
                 kind = policy.choose(state.step, cfg.max_steps, buffer)
                 if kind == FRESH_STUDENT:
                     with accelerator.autocast():
@@ -137,19 +219,25 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
             # forward/backward: teacher (no grad) and student on the answer positions of the shared vocabulary
             step_loss, step_ce, step_div, finite = 0.0, 0.0, 0.0, True
             for i, batch in enumerate(batches):
-                with torch.inference_mode():
-                    teacher_logits = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)
-                teacher_logits = teacher_logits[..., :vocab].clone()  # a normal tensor, usable next to autograd
+                if cached is None:
+                    with torch.inference_mode():
+                        t_logits = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)
+                    target = {"teacher_logits": t_logits[..., :vocab].clone()}  # a normal tensor, usable with autograd
+                else:  # ground-truth batches only (no off-policy): the cached rows of these examples
+                    rows = cached.cache.batch(picked[i], batch.answer_len, accelerator.device)
+                    target = {"teacher_topk_ids": rows.ids, "teacher_topk_logprobs": rows.logprobs}
+                    target["teacher_tail_logprobs"] = rows.tail
                 with accumulating(accelerator, model, last=i == len(batches) - 1):
                     logits = answer_logits(model, batch.input_ids, batch.attention_mask, batch.answer_len)
                     labels, mask = batch.targets()
                     ce = answer_cross_entropy(logits, labels, mask)
                     div = divergence(
-                        logits[..., :vocab], teacher_logits, mask, temperature=dcfg.temperature, **div_params
+                        logits[..., :vocab], mask=mask, temperature=dcfg.temperature, **target, **div_params
                     )
                     weight = window_weight(batch, window_tokens, accelerator.num_processes)
                     loss = distillation_loss(ce, div, dcfg.kd_ratio) * weight
-                    if not (finite := check_finite(loss.detach(), "the loss", step, cfg, paths)):
+                    loss_value = finite_everywhere(loss.detach(), accelerator)  # all processes skip, or none
+                    if not (finite := check_finite(loss_value, "the loss", step, cfg, paths)):
                         break
                     accelerator.backward(loss)
                     step_loss += float(loss.detach())
@@ -168,8 +256,8 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
             state.step, state.data_position = step, order.position
             for kind in kinds:
                 state.kinds[kind] += 1
-            state.tokens += sum(b.n_tokens for b in batches)
-            state.answer_tokens += int(sum(b.n_answer_tokens for b in batches))
+            state.tokens += int(sum_over_processes(sum(b.n_tokens for b in batches), accelerator))
+            state.answer_tokens += int(window_tokens)
             state.seconds += time.perf_counter() - started
             if finite:
                 state.add_loss(step_loss)
@@ -198,23 +286,29 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
 
             # validation (moves the off-policy threshold), checkpoint, graceful stop
             if eval_due(step, cfg) and val_batches:
-                state.last_val_ce = validation_ce(model, val_batches, accelerator.device)
+                val_ce = validation_ce(model, val_batches, accelerator.device)
+                state.last_val_ce = mean_over_processes(val_ce, accelerator)  # same policy decisions everywhere
                 raised = policy.update(state.last_val_ce)
                 log.write(
                     {"type": "eval", "step": step, "val_ce": state.last_val_ce}
                     | {"threshold": policy.threshold, "threshold_raised": raised}
                 )
-            if checkpoint_due(step, cfg) or stop.requested:
+            stopping = stop_requested(stop, accelerator)  # decided together: no process runs on alone
+            if checkpoint_due(step, cfg) or (stopping and not sharded):
                 state.offpolicy = policy.state_dict()
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     write_checkpoint(paths, raw_model, optimizer, state, buffer.state_dict())
-            if stop.requested:
-                raise interrupted(stop, state, paths)
+                accelerator.wait_for_everyone()
+            if stopping:
+                raise stopped_without_checkpoint(stop, step, sharded) if sharded else interrupted(stop, state, paths)
 
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+    if sharded:  # gather the shards on every process; the main one saves
+        save_gathered_model(accelerator, model, student_tokenizer, paths.model)
+    elif accelerator.is_main_process:
         save_final_model(raw_model, student_tokenizer, paths, cfg)
+    accelerator.wait_for_everyone()  # no process returns before the model is on disk
     state.offpolicy = policy.state_dict()
     return summarize(
         state,
@@ -236,4 +330,16 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
         precision=cfg.precision,
         train_examples=len(data.train),
         resumed=resumed,
+        teacher_source="live" if cached is None else "cache",
+        teacher_cache_key=None if cached is None else cached.cache.key,
+        teacher_cache=None if cached is None else cached.summary(),
     )
+
+
+def _checked_teacher(job: DistillJob, device, tokenizer):
+    """The teacher, loaded to build the cache: same tokenizer and enough embedding rows, as a live teacher."""
+    from qadistill.models import check_same_tokenizer
+
+    teacher, teacher_tokenizer = load_teacher(job, device)
+    check_same_tokenizer(teacher_tokenizer, tokenizer, teacher)
+    return teacher

@@ -44,6 +44,14 @@ from qadistill.train.common import (
     write_run_files,
 )
 from qadistill.train.config import FinetuneJob
+from qadistill.train.distributed import (
+    check_sharding,
+    finite_everywhere,
+    save_gathered_model,
+    stop_requested,
+    stopped_without_checkpoint,
+    sum_over_processes,
+)
 from qadistill.train.offpolicy import GROUND_TRUTH
 from qadistill.train.signals import graceful_stop
 
@@ -69,6 +77,7 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     model = prepare_trainable(model, cfg)
     trainable = trainable_param_count(model)
     optimizer = build_optimizer(model, cfg)
+    sharded = check_sharding(accelerator, cfg, resume=job.resume)  # "FSDP" / "DeepSpeed" / None (1 process, DDP)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     state, _, resumed = start_or_resume(job, paths, raw_model, optimizer)
@@ -103,7 +112,8 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
                     labels, mask = batch.targets()
                     weight = window_weight(batch, window_tokens, accelerator.num_processes)
                     loss = answer_cross_entropy(logits, labels, mask) * weight
-                    if not (finite := check_finite(loss.detach(), "the loss", step, cfg, paths)):
+                    loss_value = finite_everywhere(loss.detach(), accelerator)  # all processes skip, or none
+                    if not (finite := check_finite(loss_value, "the loss", step, cfg, paths)):
                         break
                     accelerator.backward(loss)
                     step_loss += float(loss.detach())
@@ -119,8 +129,8 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
             # bookkeeping and log
             state.step, state.data_position = step, order.position
             state.kinds[GROUND_TRUTH] += len(batches)
-            state.tokens += sum(b.n_tokens for b in batches)
-            state.answer_tokens += int(sum(b.n_answer_tokens for b in batches))
+            state.tokens += int(sum_over_processes(sum(b.n_tokens for b in batches), accelerator))
+            state.answer_tokens += int(window_tokens)
             state.seconds += time.perf_counter() - started
             if finite:
                 state.add_loss(step_loss)
@@ -146,16 +156,21 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
             if eval_due(step, cfg) and val_batches:
                 state.last_val_ce = validation_ce(model, val_batches, accelerator.device)
                 log.write({"type": "eval", "step": step, "val_ce": state.last_val_ce})
-            if checkpoint_due(step, cfg) or stop.requested:
+            stopping = stop_requested(stop, accelerator)  # decided together: no process runs on alone
+            if checkpoint_due(step, cfg) or (stopping and not sharded):
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     write_checkpoint(paths, raw_model, optimizer, state)
-            if stop.requested:
-                raise interrupted(stop, state, paths)
+                accelerator.wait_for_everyone()
+            if stopping:
+                raise stopped_without_checkpoint(stop, step, sharded) if sharded else interrupted(stop, state, paths)
 
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+    if sharded:  # gather the shards on every process; the main one saves
+        save_gathered_model(accelerator, model, tokenizer, paths.model)
+    elif accelerator.is_main_process:
         save_final_model(raw_model, tokenizer, paths, cfg)
+    accelerator.wait_for_everyone()  # no process returns before the model is on disk
     return summarize(
         state,
         paths,

@@ -231,9 +231,6 @@ def test_bad_finetune_config_is_one_line(yaml_text: str, names: list[str], cli, 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="train/commands.py: a finetune/distill --config validation error names the keys, not the file"
-)
 def test_bad_finetune_config_error_names_the_file(cli, pythia_dir: Path, tmp_path: Path):
     config = tmp_path / "job.yaml"
     config.write_text("train: {learning_rate: 0.1}\n", encoding="utf-8")

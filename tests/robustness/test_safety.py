@@ -50,11 +50,6 @@ def test_pickle_only_folder_is_refused_unless_allowed_by_finetune(cli, pickle_di
     assert not list((tmp_path / "yes" / "model").glob("*.bin"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/commands.py: finetune/distill have no --allow-pickle option (only load.allow_pickle=true), "
-    "though the refusal message says 'pass --allow-pickle'",
-)
 def test_finetune_accepts_the_allow_pickle_flag(cli, pickle_dir: Path, tmp_path: Path):
     args = ["finetune", "--model", pickle_dir, "--max-steps", "1", *FINETUNE_ARGS, "--allow-pickle"]
     result = cli(*args, "--out", tmp_path / "run", *FINETUNE_OVERRIDES)

@@ -34,6 +34,7 @@ Bf16 = Annotated[bool | None, typer.Option("--bf16/--fp32", help="bf16 autocast 
 Resume = Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint in --out.")]
 LimitTrain = Annotated[int | None, typer.Option(help="Train on at most this many questions (seeded subset).")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+AllowPickle = Annotated[bool, typer.Option("--allow-pickle", help="Allow loading pickle (.bin) weights.")]
 
 
 def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -55,6 +56,11 @@ def _layered(config: Path | None, options: dict[str, Any], overrides: list[str] 
     return apply_overrides(doc, overrides or [])
 
 
+def _source(kind: str, config: Path | None) -> str:
+    """How a validation error names the job: the config file when one was given."""
+    return f"{kind} (config {config})" if config is not None else kind
+
+
 def _common_options(**kw: Any) -> dict[str, Any]:
     return {
         "out_dir": kw["out"],
@@ -70,6 +76,7 @@ def _common_options(**kw: Any) -> dict[str, Any]:
         "train.lora.enabled": kw["lora"],
         "train.precision": None if kw["bf16"] is None else ("bf16" if kw["bf16"] else "fp32"),
         "resume": kw["resume"] or None,
+        "load.allow_pickle": kw["allow_pickle"] or None,
     }
 
 
@@ -102,6 +109,7 @@ def finetune_command(
     resume: Resume = False,
     limit_train: LimitTrain = None,
     config: ConfigFile = None,
+    allow_pickle: AllowPickle = False,
     progress: Progress = True,
 ) -> None:
     """Fine-tune a causal LM on QA prompts (loss on answer tokens); writes model/, train_log.jsonl, train_result."""
@@ -109,7 +117,7 @@ def finetune_command(
     from qadistill.train.finetune import run_finetune
 
     options = _common_options(**locals()) | {"model": model}
-    job = build_job(FinetuneJob, _layered(config, options, overrides), "finetune job")
+    job = build_job(FinetuneJob, _layered(config, options, overrides), _source("finetune job", config))
     _run(lambda j: run_finetune(j, progress=progress), job)
 
 
@@ -141,6 +149,7 @@ def distill_command(
     resume: Resume = False,
     limit_train: LimitTrain = None,
     config: ConfigFile = None,
+    allow_pickle: AllowPickle = False,
     progress: Progress = True,
 ) -> None:
     """Distill a teacher into a student (DistiLLM: skew KL + adaptive off-policy); writes the same files as finetune."""
@@ -154,6 +163,7 @@ def distill_command(
         "distill.kd_ratio": kd_ratio,
         "distill.skew_alpha": skew_alpha,
         "distill.off_policy.enabled": adaptive,
+        "teacher_load.allow_pickle": allow_pickle or None,
     }
-    job = build_job(DistillJob, _layered(config, options, overrides), "distill job")
+    job = build_job(DistillJob, _layered(config, options, overrides), _source("distill job", config))
     _run(lambda j: run_distill(j, progress=progress), job)

@@ -24,7 +24,7 @@ from qadistill.data.splits import cap, save_split_ids
 from qadistill.errors import QADistillError
 from qadistill.io import atomic_write_json, atomic_write_text
 from qadistill.losses import answer_cross_entropy
-from qadistill.prompts import PromptFormat
+from qadistill.prompts import PromptFormat, fit_to_context
 from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import Batch, TokenizedExample, collate, encode_examples
 from qadistill.train.checkpoint import CHECKPOINT_DIR, has_checkpoint, load_checkpoint, read_state, save_checkpoint
@@ -115,11 +115,14 @@ class TrainingData:
     validation: list[TokenizedExample]
 
 
-def load_training_data(job: Job, tokenizer) -> TrainingData:
-    """Split the dataset, build the training prompts and a fixed validation subset (for the CE checks)."""
+def load_training_data(job: Job, tokenizer, context_tokens: int | None) -> TrainingData:
+    """Split the dataset, build the training prompts and a fixed validation subset (for the CE checks).
+
+    The prompt budget is lowered when prompt + answer would not fit `context_tokens` (the model's context).
+    """
     cfg = job.train
     prepared = prepare_data(job.data)
-    fmt = prompt_format(prepared, job.prompt)
+    fmt = fit_to_context(prompt_format(prepared, job.prompt), context_tokens, cfg.max_answer_tokens + 1)
     demo_pool = prepared.split("demo_pool") if fmt.shots == 1 else []
     train = encode_examples(prepared.split("train"), fmt, tokenizer, demo_pool, job.seed, cfg.max_answer_tokens)
     validation: list[TokenizedExample] = []

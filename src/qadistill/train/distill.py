@@ -119,7 +119,7 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     """
     from accelerate.utils import set_seed
 
-    from qadistill.models import check_same_tokenizer, param_count
+    from qadistill.models import check_same_tokenizer, context_length, param_count
 
     cfg, dcfg, opc, paths = job.train, job.distill, job.distill.off_policy, RunPaths(job.out_dir)
     if opc.enabled and not cfg.eval_interval:
@@ -134,7 +134,8 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
         job, accelerator.device, live_teacher=not cache_cfg.enabled
     )
     vocab = check_same_tokenizer(tokenizer, student_tokenizer, teacher, student)
-    data = load_training_data(job, student_tokenizer)
+    contexts = [c for c in (context_length(student), teacher and context_length(teacher)) if c]
+    data = load_training_data(job, student_tokenizer, min(contexts, default=None))
     cached: CacheSetup | None = None
     if cache_cfg.enabled:  # build or load the cache; the teacher is freed before training
         with torch.random.fork_rng(devices=[]):  # building or loading leaves the RNG as it was: same run either way

@@ -64,7 +64,7 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     """
     from accelerate.utils import set_seed
 
-    from qadistill.models import load_model_and_tokenizer, param_count
+    from qadistill.models import context_length, load_model_and_tokenizer, param_count
 
     cfg, paths = job.train, RunPaths(job.out_dir)
     if (done := finished_result(job, paths)) is not None:
@@ -72,7 +72,7 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     set_seed(job.seed)
     accelerator = make_accelerator(cfg.precision)
     model, tokenizer = load_model_and_tokenizer(job.model, **job.load.model_dump())
-    data = load_training_data(job, tokenizer)
+    data = load_training_data(job, tokenizer, context_length(model))
     params = param_count(model)
     model = prepare_trainable(model, cfg)
     trainable = trainable_param_count(model)

@@ -39,6 +39,7 @@ def save_figure(fig: Figure, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=130)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -462,3 +462,39 @@ def test_report_command_with_typer(run_dir: Path, tmp_path: Path):
     assert f"summary: {out / 'summary.csv'}" in result_.output
     assert (out / "report.md").is_file()
     assert (out / "scores_squad_v2.png").is_file()
+
+
+def test_report_says_which_teacher_signal_distilled_students_used(tmp_path):
+    import json
+
+    from qadistill.report import write_report
+
+    base = {
+        "dataset": "squad_v2",
+        "shots": 0,
+        "split": "test",
+        "seed": 0,
+        "teacher": "t",
+        "teacher_params": 100,
+        "exact": 50.0,
+        "f1": 50.0,
+        "rouge_l": 50.0,
+        "total": 10,
+    }
+    runs = {
+        "t": {"model": "t", "role": "teacher", "method": "teacher", "params": 100},
+        "s1": {"model": "s", "role": "student", "method": "distill-srkl", "params": 50, "teacher_source": "cache"},
+        "s2": {
+            "model": "s",
+            "role": "student",
+            "method": "distill-srkl+adaptive",
+            "params": 50,
+            "teacher_source": "live",
+        },
+    }
+    for name, extra in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(base | extra), encoding="utf-8")
+    text = write_report(tmp_path).report_md.read_text(encoding="utf-8")
+    assert "cached top-k teacher logits (1 evaluations)" in text
+    assert "the live teacher (1 evaluations)" in text

@@ -289,12 +289,15 @@ class ExperimentConfig(Strict):
 
     def method_distill(self, method: MethodSpec) -> DistillConfig:
         """A distillation method's settings: `distill`, then the method's own `distill`, then its divergence and
-        adaptive switch (which always come from the method)."""
+        adaptive switch (which always come from the method). Adaptive methods always use the live teacher: their
+        student-generated outputs can only be scored by it, so a shared `teacher_cache` applies to the others."""
         doc = deep_merge(self.distill.model_dump(), method.distill)
         doc["divergence"] = method.divergence
         off_policy = doc.get("off_policy")
         if isinstance(off_policy, dict):
             off_policy["enabled"] = method.adaptive
+        if method.adaptive and isinstance(doc.get("teacher_cache"), dict):
+            doc["teacher_cache"]["enabled"] = False
         return DistillConfig.model_validate(doc)
 
     @property

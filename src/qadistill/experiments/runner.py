@@ -308,7 +308,19 @@ def eval_metadata(ctx: _Context, stage: Stage) -> dict[str, Any]:
         "experiment": plan.config.name,
         "stage": stage.id,
         "model_dir": str(model_dir(run_dir, trained)),
+        "teacher_source": _teacher_source(trained.folder(run_dir)),
     }
+
+
+def _teacher_source(train_dir: Path) -> str | None:
+    """Whether a distilled student learned from the live teacher or its logit cache (None: not distilled)."""
+    result = train_dir / "train_result.json"
+    if not result.is_file():
+        return None
+    try:
+        return json.loads(result.read_text(encoding="utf-8")).get("teacher_source")
+    except (OSError, ValueError):
+        return None
 
 
 def _run_evaluation(ctx: _Context, stage: Stage) -> dict[str, Any]:

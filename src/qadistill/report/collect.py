@@ -58,6 +58,7 @@ class ResultRecord:
     rouge_l: float
     total: int
     path: Path
+    teacher_source: str | None = None  # distilled students: "live" teacher or "cache" (top-k logit cache)
 
     @property
     def group_key(self) -> tuple[str, str, str, int, str]:
@@ -110,6 +111,7 @@ def parse_result(obj: Any, path: Path) -> ResultRecord:
         rouge_l=float(obj["rouge_l"]),
         total=obj["total"],
         path=path,
+        teacher_source=obj.get("teacher_source") if isinstance(obj.get("teacher_source"), str) else None,
     )
 
 

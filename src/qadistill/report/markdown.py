@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def _setup(records: Sequence[ResultRecord], rows: Sequence[SummaryRow], run_dir:
         lines.append("- Student methods: " + ", ".join(methods))
     shots = sorted({r.shots for r in rows})
     lines.append("- Prompt formats: " + ", ".join(shots_label(s) for s in shots))
+    sources = Counter(r.teacher_source for r in records if r.teacher_source)
+    if sources:
+        names = {"live": "the live teacher", "cache": "the cached top-k teacher logits"}
+        used = ", ".join(f"{names.get(k, k)} ({n} evaluations)" for k, n in sorted(sources.items()))
+        lines.append(f"- Distilled students learned from: {used}")
     return lines
 
 

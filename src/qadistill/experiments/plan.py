@@ -353,6 +353,7 @@ def _evaluations(
 # ------------------------------------------------------------------------------------------- compute estimate
 
 
+@lru_cache(maxsize=32)
 def _dataset_questions(dataset: str) -> int | None:
     from qadistill.data.sources import get_dataset_info, load_examples
 

@@ -40,7 +40,7 @@ class TrainConfig(Strict):
     max_steps: int = Field(1000, gt=0)
     batch_size: int = Field(8, gt=0)
     grad_accum: int = Field(1, gt=0)
-    lr: float = Field(2e-5, gt=0, le=1.0)
+    lr: float = Field(2e-5, gt=0, le=3.4e38)  # finite in float32 (AdamW state); a config error beyond
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = Field(1e-8, gt=0)

@@ -16,7 +16,7 @@ from qadistill.experiments.config import (
     load_config,
     save_resolved,
 )
-from qadistill.experiments.overrides import apply_overrides, parse_scalar, split_override
+from qadistill.overrides import apply_overrides, parse_scalar, split_override
 
 BASE: dict = {
     "name": "unit",

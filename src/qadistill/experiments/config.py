@@ -20,8 +20,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from qadistill.config import GenerationConfig, ModelLoadConfig, SplitConfig, Strict
 from qadistill.errors import QADistillError
-from qadistill.experiments.overrides import apply_overrides
 from qadistill.io import atomic_write_text
+from qadistill.overrides import apply_overrides
 from qadistill.train.config import DistillConfig, TrainConfig
 
 RESOLVED_CONFIG = "config.resolved.yaml"

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig, Strict
 from qadistill.errors import QADistillError
+from qadistill.overrides import apply_overrides  # noqa: F401  (re-exported: `key=value` overrides of jobs)
 
 DivergenceName = Literal["forward_kl", "reverse_kl", "skl", "srkl", "jsd", "tvd"]
 
@@ -182,31 +183,6 @@ def fingerprint(job: FinetuneJob | DistillJob) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- YAML + overrides
-
-
-def _parse_value(text: str) -> Any:
-    """`key=value` override values are YAML scalars/lists: 3, 1e-4, true, null, [0, 2], bf16."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys (`train.lr=1e-4`, `distill.off_policy.enabled=false`) in a nested dict, in place."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise QADistillError(f"override {item!r} is not of the form key=value (e.g. train.lr=1e-4)")
-        parts = key.strip().split(".")
-        node = doc
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise QADistillError(f"override {item!r}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = _parse_value(value)
-    return doc
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def split_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise QADistillError(f"override {text!r}: expected key.sub=value (e.g. train.lr=1e-4)")
+        raise QADistillError(f"override {text!r}: expected key=value with a dotted key (e.g. train.lr=1e-4)")
     if not _KEY.match(key) or any(not part for part in key.split(".")):
         raise QADistillError(f"override {text!r}: {key!r} is not a dotted key (letters, digits, _ - + .)")
     try:

@@ -188,6 +188,11 @@ class ExperimentConfig(Strict):
     to `load`). `keep_models: false` deletes a student's model folder (and a pruned initialisation) once no stage
     of the plan needs it any more; teachers are always kept. A finished training's `checkpoint/` (weights and
     optimizer state, only needed to resume) is deleted unless `keep_checkpoints` is true.
+
+    `launcher` runs every training stage in processes of its own, e.g. `accelerate launch --config_file
+    configs/accelerate/ddp.yaml --num_processes 8` (multi-GPU DDP/FSDP) or `torchrun --nproc_per_node 4`: the stage
+    runs as `<launcher> -m qadistill finetune|distill --config <stage>/launch_job.yaml`. Evaluations stay in this
+    process. None (default): trainings run in this process too.
     """
 
     name: str = "experiment"
@@ -207,6 +212,7 @@ class ExperimentConfig(Strict):
     eval_load: ModelLoadConfig | None = None
     keep_models: bool = True
     keep_checkpoints: bool = False
+    launcher: str | None = None
     train: TrainConfig = TrainConfig()
     distill: DistillConfig = DistillConfig()
 

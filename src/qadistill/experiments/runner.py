@@ -31,7 +31,7 @@ from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig
 from qadistill.errors import QADistillError
 from qadistill.experiments.config import ExperimentConfig, save_resolved
 from qadistill.experiments.plan import MODEL_SUBDIR, Plan, Stage, format_plan, plan_experiment
-from qadistill.io import atomic_write_json
+from qadistill.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger("qadistill.experiments")
 
@@ -269,16 +269,45 @@ def _run_training(ctx: _Context, stage: Stage) -> dict[str, Any]:
     else:
         student_model = spec["student"]
     if stage.kind == "finetune":
-        return run_finetune(FinetuneJob(model=student_model, **common), progress=ctx.progress)
-    teacher = _existing_model(run_dir, _teacher_stage(plan, stage))
-    job = DistillJob(
-        teacher=str(teacher),
-        student=student_model,
-        teacher_load=ModelLoadConfig.model_validate(spec["teacher_load"]),
-        distill=spec["distill"],
-        **common,
-    )
-    return run_distill(job, progress=ctx.progress)
+        job = FinetuneJob(model=student_model, **common)
+    else:
+        job = DistillJob(
+            teacher=str(_existing_model(run_dir, _teacher_stage(plan, stage))),
+            student=student_model,
+            teacher_load=ModelLoadConfig.model_validate(spec["teacher_load"]),
+            distill=spec["distill"],
+            **common,
+        )
+    if plan.config.launcher:
+        return _launch_training(plan.config.launcher, stage.kind, job)
+    runner = run_finetune if stage.kind == "finetune" else run_distill
+    return runner(job, progress=ctx.progress)
+
+
+def _launch_training(launcher: str, kind: str, job) -> dict[str, Any]:
+    """Run one training stage as `<launcher> -m qadistill <kind> --config job.yaml` (e.g. under accelerate launch)
+    and return its train_result.json; the job resumes from its checkpoint like an in-process one."""
+    import shlex
+    import subprocess
+
+    import yaml
+
+    job_file = Path(job.out_dir) / "launch_job.yaml"
+    atomic_write_text(job_file, yaml.safe_dump(job.model_dump(mode="json"), sort_keys=False))
+    command = [*shlex.split(launcher), "-m", "qadistill", kind, "--config", str(job_file), "--no-progress"]
+    logger.info("launching %s", shlex.join(command))
+    try:
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    except OSError as exc:
+        raise QADistillError(f"launcher {launcher!r} could not start: {exc.strerror or exc}") from None
+    if done.returncode == 130:
+        raise KeyboardInterrupt
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise QADistillError(
+            f"launched {kind} stage {job.out_dir} failed (exit {done.returncode}): {lines[-1] if lines else ''}"
+        )
+    return json.loads((Path(job.out_dir) / "train_result.json").read_text(encoding="utf-8"))
 
 
 def eval_metadata(ctx: _Context, stage: Stage) -> dict[str, Any]:

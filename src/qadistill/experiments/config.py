@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from qadistill.config import GenerationConfig, ModelLoadConfig, SplitConfig, Strict
-from qadistill.errors import QADistillError
+from qadistill.errors import QADistillError, format_validation_error
 from qadistill.io import atomic_write_text
 from qadistill.overrides import apply_overrides
 from qadistill.train.config import DistillConfig, TrainConfig
@@ -352,22 +352,6 @@ def _validated(build, prefix: tuple) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- loading
-
-
-def format_validation_error(error: ValidationError, prefix: tuple = ()) -> str:
-    """`key.sub: message` for the first error (and how many more), the key path joined with dots."""
-    errors = error.errors(include_url=False)
-    first = errors[0]
-    loc = ".".join(str(part) for part in (*prefix, *first["loc"]))
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    message = message.removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    text = f"{loc}: {message}" if loc else message
-    return " ".join(f"{text}{more}".split())
 
 
 def _origin_note(loc: str, overrides: Sequence[str]) -> str:

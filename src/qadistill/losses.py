@@ -37,6 +37,7 @@ Divergence = Callable[..., torch.Tensor]
 
 __all__ = [
     "DIVERGENCES",
+    "ROW_KERNELS",
     "SPARSE_DIVERGENCES",
     "Divergence",
     "answer_cross_entropy",
@@ -94,7 +95,7 @@ def _scaled_logits(selected: torch.Tensor, temperature: float) -> torch.Tensor:
     z = selected.to(_working_dtype(selected.dtype))
     if temperature != 1.0:
         z = z / temperature
-    return z.masked_fill(torch.isneginf(z), _neg_big(z.dtype))
+    return z.clamp(min=_neg_big(z.dtype))  # only -inf moves (NaN stays NaN); its gradient is 0, as masking
 
 
 def _log_mix(la: torch.Tensor, lb: torch.Tensor, w: float) -> torch.Tensor:
@@ -486,6 +487,16 @@ DIVERGENCES: dict[str, Divergence] = {
     "jsd": jsd,
     "tvd": tvd,
 }
+
+ROW_KERNELS: dict[str, Callable[..., torch.Tensor]] = {
+    "forward_kl": _rows_forward_kl,
+    "reverse_kl": _rows_reverse_kl,
+    "skl": _rows_skl,
+    "srkl": _rows_srkl,
+    "jsd": _rows_jsd,
+    "tvd": _rows_tvd,
+}
+"""Per-row kernels `(lq, lp, **params) -> (N,)` behind the dense divergences, for `qadistill.objective`."""
 
 SPARSE_DIVERGENCES: dict[str, Divergence] = {
     "forward_kl": sparse_forward_kl,

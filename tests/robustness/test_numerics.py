@@ -85,8 +85,8 @@ def poison_weights_after_step(monkeypatch, step: int) -> None:
 
     real = finetune_module.build_optimizer
 
-    def build_optimizer(model, cfg):
-        optimizer = real(model, cfg)
+    def build_optimizer(model, cfg, device=None):
+        optimizer = real(model, cfg, device)
         update, calls = optimizer.step, {"n": 0}
 
         def poisoned_step(*args, **kwargs):

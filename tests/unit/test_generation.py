@@ -28,9 +28,7 @@ def test_batched_equals_one_at_a_time(tiny_pythia):
     model, tokenizer = tiny_pythia
     settings = GenerationSettings(batch_size=4, max_new_tokens=12)
     batched = generate_answers(model, tokenizer, PROMPTS, settings, progress=False)
-    single = [
-        generate_answers(model, tokenizer, [p], GenerationSettings(1, 12), progress=False)[0] for p in PROMPTS
-    ]
+    single = [generate_answers(model, tokenizer, [p], GenerationSettings(1, 12), progress=False)[0] for p in PROMPTS]
     assert batched == single
     assert any(text.strip() for text in batched)
 

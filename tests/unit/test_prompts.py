@@ -31,8 +31,10 @@ def _example(i: int, *, answerable: bool = True, lang: str = "en", context: str 
 def test_plain_zero_shot_prompt_has_context_question_and_abstain_instruction(qwen):
     fmt = PromptFormat(style="plain")
     prompt = build_prompt(_example(1), fmt, qwen)
-    assert prompt.endswith("Context: The town of Arlenby1 was founded in 1701 by the miller Oswin Tarrow.\n"
-                           "Question: When was Arlenby1 founded?\nAnswer:")
+    assert prompt.endswith(
+        "Context: The town of Arlenby1 was founded in 1701 by the miller Oswin Tarrow.\n"
+        "Question: When was Arlenby1 founded?\nAnswer:"
+    )
     assert '"unanswerable"' in prompt
 
 

@@ -19,6 +19,7 @@ from qadistill.models.loading import (
     load_tokenizer,
     prepare_tokenizer,
     resolve_dtype,
+    same_tokenizer_files,
     save_model,
     set_pad_token_id,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "prepare_tokenizer",
     "prune_layers",
     "resolve_dtype",
+    "same_tokenizer_files",
     "resolve_keep",
     "save_model",
     "set_pad_token_id",

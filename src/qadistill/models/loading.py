@@ -205,6 +205,39 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> PreT
     return prepare_tokenizer(tokenizer)
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+)
+
+
+def same_tokenizer_files(spec_a: str | Path, spec_b: str | Path) -> bool:
+    """True when two specs certainly load the same tokenizer: the same spec, or local folders whose tokenizer
+    files (vocabulary, merges, configuration, chat template) are byte for byte the same.
+
+    Lets a student that shares its teacher's tokenizer reuse the loaded one: a 152k-token tokenizer costs
+    ~100 MB of memory per copy.
+    """
+    a, b = _resolve_named(spec_a), _resolve_named(spec_b)
+    if str(a) == str(b):
+        return True
+    folders = [Path(str(s)).expanduser() for s in (a, b)]
+    if not all(f.is_dir() for f in folders):
+        return False
+    for name in TOKENIZER_FILES:
+        files = [f / name for f in folders]
+        present = [f.is_file() for f in files]
+        if present[0] != present[1] or (present[0] and files[0].read_bytes() != files[1].read_bytes()):
+            return False
+    return True
+
+
 # ----------------------------------------------------------------------------------------------- model
 
 
@@ -285,10 +318,14 @@ def load_model(
     return model
 
 
-def load_model_and_tokenizer(spec: str | Path, **kwargs: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """`load_model(spec, **kwargs)` and its prepared tokenizer; the model's pad id follows the tokenizer."""
+def load_model_and_tokenizer(
+    spec: str | Path, *, tokenizer: PreTrainedTokenizerBase | None = None, **kwargs: Any
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_model(spec, **kwargs)` and its prepared tokenizer (`tokenizer`: one already loaded from the same
+    files, see `same_tokenizer_files`); the model's pad id follows the tokenizer."""
     spec = _resolve_named(spec)
-    tokenizer = load_tokenizer(spec, trust_remote_code=kwargs.get("trust_remote_code", False))
+    if tokenizer is None:
+        tokenizer = load_tokenizer(spec, trust_remote_code=kwargs.get("trust_remote_code", False))
     model = load_model(spec, **kwargs)
     set_pad_token_id(model, tokenizer)
     return model, tokenizer

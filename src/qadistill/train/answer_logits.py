@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -34,6 +36,29 @@ def _accepts_logits_to_keep(forward_owner: type) -> bool:
         return False
 
 
+def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(), *args[1:]) if args and isinstance(args[0], torch.Tensor) else args
+
+
+@contextmanager
+def _contiguous_head_input(model: torch.nn.Module) -> Iterator[None]:
+    """Hands the LM head a contiguous copy of the last positions' hidden states.
+
+    With `logits_to_keep` the head gets a strided (B, A, H) slice of the (B, T, H) states, which `F.linear` runs
+    as a batched matmul against the head broadcast per row: ~60 ms instead of ~35 ms for 32 positions of a
+    152k x 256 head on two CPU cores. Copying the tiny slice first lets it run as one matrix multiply.
+    """
+    head = core_model(model).get_output_embeddings()
+    if not isinstance(head, torch.nn.Module):
+        yield
+        return
+    handle = head.register_forward_pre_hook(_make_contiguous)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions counted from each row's first real token, as `generate` does for left-padded prompts."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -52,8 +77,9 @@ def answer_logits(
     ids, mask = input_ids[:, :-1], attention_mask[:, :-1]
     kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids_for(mask), "use_cache": False}
     if _accepts_logits_to_keep(type(core_model(model))):
-        logits = model(**kwargs, logits_to_keep=answer_len).logits
+        with _contiguous_head_input(model):
+            logits = model(**kwargs, logits_to_keep=answer_len).logits
     else:  # a model without logits_to_keep: correct, but projects every position
         logger.warning("%s has no logits_to_keep; computing full logits", type(core_model(model)).__name__)
         logits = model(**kwargs).logits
-    return logits[:, -answer_len:]
+    return logits if logits.shape[1] == answer_len else logits[:, -answer_len:]

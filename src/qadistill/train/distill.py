@@ -21,9 +21,10 @@ from typing import Any
 import torch
 
 from qadistill.errors import QADistillError
-from qadistill.losses import answer_cross_entropy, distillation_loss, get_divergence, get_sparse_divergence
+from qadistill.losses import answer_cross_entropy, distillation_loss, get_sparse_divergence
+from qadistill.objective import answer_objective
 from qadistill.train.answer_logits import answer_logits
-from qadistill.train.batching import DataOrder, collate
+from qadistill.train.batching import Batch, DataOrder, collate
 from qadistill.train.common import (
     RunPaths,
     StepHook,
@@ -45,6 +46,7 @@ from qadistill.train.common import (
     progress_bar,
     save_final_model,
     set_lr,
+    sparse_tied_embedding_gradient,
     start_or_resume,
     summarize,
     trainable_param_count,
@@ -54,7 +56,7 @@ from qadistill.train.common import (
     write_checkpoint,
     write_run_files,
 )
-from qadistill.train.config import DistillJob
+from qadistill.train.config import DistillConfig, DistillJob
 from qadistill.train.distributed import (
     check_sharding,
     finite_everywhere,
@@ -65,16 +67,17 @@ from qadistill.train.distributed import (
 )
 from qadistill.train.offpolicy import FRESH_STUDENT, REPLAY, AdaptiveOffPolicy, ReplayBuffer, sample_student_answers
 from qadistill.train.signals import graceful_stop
-from qadistill.train.teacher_cache import CacheSetup, prepare_cache, resolve_cache_root
+from qadistill.train.teacher_cache import CachedTargets, CacheSetup, prepare_cache, resolve_cache_root
 
 
 def load_student(job: DistillJob, teacher, teacher_tokenizer):
     """The student: a model spec of its own, or the teacher with only some of its layers (`prune:half` ...)."""
-    from qadistill.models import load_model_and_tokenizer, prune_layers, resolve_dtype
+    from qadistill.models import load_model_and_tokenizer, prune_layers, resolve_dtype, same_tokenizer_files
 
     keep = job.prune_keep()
-    if keep is None:
-        return load_model_and_tokenizer(job.student, **job.load.model_dump())
+    if keep is None:  # the teacher's tokenizer, already loaded, when the student's files are the same
+        shared = teacher_tokenizer if same_tokenizer_files(job.teacher, job.student) else None
+        return load_model_and_tokenizer(job.student, tokenizer=shared, **job.load.model_dump())
     student = prune_layers(teacher, keep).to(resolve_dtype(job.load.dtype))
     return student, teacher_tokenizer
 
@@ -169,10 +172,12 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     layers = {"teacher_layers": t_layers, "student_layers": student.config.num_hidden_layers}
     student = prepare_trainable(student, cfg)
     trainable = trainable_param_count(student)
-    optimizer = build_optimizer(student, cfg)
+    optimizer = build_optimizer(student, cfg, accelerator.device)
     sharded = check_sharding(accelerator, cfg, resume=job.resume, off_policy=opc.enabled)  # FSDP / DeepSpeed / None
     model, optimizer = accelerator.prepare(student, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    if not sharded:
+        sparse_tied_embedding_gradient(raw_model)
     state, replay_state, resumed = start_or_resume(job, paths, raw_model, optimizer)
     policy, buffer = AdaptiveOffPolicy(opc, job.seed), ReplayBuffer(opc.capacity)
     if resumed:
@@ -187,9 +192,6 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     order.position = state.data_position
     pad_id = student_tokenizer.pad_token_id
     val_batches = fixed_batches(data.validation, cfg.eval_batch_size, pad_id)
-    divergence, div_params = get_divergence(dcfg.divergence), dcfg.divergence_params()
-    if cached is not None:
-        divergence = get_sparse_divergence(dcfg.divergence)
     if not resumed and opc.enabled:  # DistiLLM measures the starting point: the threshold's first reference
         state.last_val_ce = mean_over_processes(validation_ce(model, val_batches, accelerator.device), accelerator)
         policy.update(state.last_val_ce)
@@ -222,21 +224,15 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
             for i, batch in enumerate(batches):
                 if cached is None:
                     with torch.inference_mode():
-                        t_logits = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)
-                    target = {"teacher_logits": t_logits[..., :vocab].clone()}  # a normal tensor, usable with autograd
+                        target = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)
                 else:  # ground-truth batches only (no off-policy): the cached rows of these examples
-                    rows = cached.cache.batch(picked[i], batch.answer_len, accelerator.device)
-                    target = {"teacher_topk_ids": rows.ids, "teacher_topk_logprobs": rows.logprobs}
-                    target["teacher_tail_logprobs"] = rows.tail
+                    target = cached.cache.batch(picked[i], batch.answer_len, accelerator.device)
                 with accumulating(accelerator, model, last=i == len(batches) - 1):
                     logits = answer_logits(model, batch.input_ids, batch.attention_mask, batch.answer_len)
-                    labels, mask = batch.targets()
-                    ce = answer_cross_entropy(logits, labels, mask)
-                    div = divergence(
-                        logits[..., :vocab], mask=mask, temperature=dcfg.temperature, **target, **div_params
-                    )
+                    ce, div, objective = distillation_terms(logits, batch, target, dcfg, vocab)
+                    del logits, target  # the objective keeps the gradient, not the logits
                     weight = window_weight(batch, window_tokens, accelerator.num_processes)
-                    loss = distillation_loss(ce, div, dcfg.kd_ratio) * weight
+                    loss = objective * weight
                     loss_value = finite_everywhere(loss.detach(), accelerator)  # all processes skip, or none
                     if not (finite := check_finite(loss_value, "the loss", step, cfg, paths)):
                         break
@@ -335,6 +331,41 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
         teacher_cache_key=None if cached is None else cached.cache.key,
         teacher_cache=None if cached is None else cached.summary(),
     )
+
+
+def distillation_terms(
+    logits: torch.Tensor, batch: Batch, target: torch.Tensor | CachedTargets, dcfg: DistillConfig, vocab: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(CE, divergence, (1 - kd_ratio) CE + kd_ratio divergence) of a micro-batch's answer tokens.
+
+    `target` is the live teacher's answer logits (then `qadistill.objective` computes everything a few rows at a
+    time, gradient included) or the teacher cache's top-k rows of these examples (the sparse divergences).
+    """
+    labels, mask = batch.targets()
+    if isinstance(target, torch.Tensor):
+        terms = answer_objective(
+            logits,
+            labels,
+            mask,
+            target,
+            divergence=dcfg.divergence,
+            kd_ratio=dcfg.kd_ratio,
+            temperature=dcfg.temperature,
+            vocab=vocab,
+            **dcfg.divergence_params(),
+        )
+        return terms.ce, terms.divergence, terms.loss
+    ce = answer_cross_entropy(logits, labels, mask)
+    div = get_sparse_divergence(dcfg.divergence)(
+        logits[..., :vocab],
+        target.ids,
+        target.logprobs,
+        mask,
+        temperature=dcfg.temperature,
+        teacher_tail_logprobs=target.tail,
+        **dcfg.divergence_params(),
+    )
+    return ce, div, distillation_loss(ce, div, dcfg.kd_ratio)
 
 
 def _checked_teacher(job: DistillJob, device, tokenizer):

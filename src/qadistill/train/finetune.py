@@ -34,6 +34,7 @@ from qadistill.train.common import (
     progress_bar,
     save_final_model,
     set_lr,
+    sparse_tied_embedding_gradient,
     start_or_resume,
     summarize,
     trainable_param_count,
@@ -76,10 +77,12 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     params = param_count(model)
     model = prepare_trainable(model, cfg)
     trainable = trainable_param_count(model)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, accelerator.device)
     sharded = check_sharding(accelerator, cfg, resume=job.resume)  # "FSDP" / "DeepSpeed" / None (1 process, DDP)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    if not sharded:
+        sparse_tied_embedding_gradient(raw_model)
     state, _, resumed = start_or_resume(job, paths, raw_model, optimizer)
     if accelerator.is_main_process:
         write_run_files(job, data, paths)

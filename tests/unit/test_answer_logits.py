@@ -89,3 +89,33 @@ def test_rejects_bad_answer_length():
     _, batch = _batch()
     with pytest.raises(ValueError, match="answer_len"):
         answer_logits(model, batch.input_ids, batch.attention_mask, batch.input_ids.shape[1])
+
+
+@pytest.mark.parametrize("family", ["pythia", "qwen2.5", "llama"])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_training_gradients_equal_the_full_forward(family, checkpointing):
+    """The shortcuts (last MLP on the answer positions only, contiguous head input) change no gradient; under
+    activation checkpointing the MLP shortcut is off (its recomputation would run without it)."""
+    from qadistill.train.common import prepare_trainable
+    from qadistill.train.config import TrainConfig
+
+    models = [
+        prepare_trainable(
+            build_tiny_model(family, hidden_size=32, num_layers=2, num_heads=4, vocab_size=VOCAB, seed=4),
+            TrainConfig(gradient_checkpointing=checkpointing),
+        )
+        for _ in range(2)
+    ]
+    _, batch = _batch(1)
+    mlp_calls = []
+    last_mlp = models[0].get_decoder().layers[-1].mlp
+    handle = last_mlp.register_forward_hook(lambda m, inp, out: mlp_calls.append(inp[0].shape[1]))
+    try:
+        answer_logits(models[0], batch.input_ids, batch.attention_mask, batch.answer_len).square().mean().backward()
+    finally:
+        handle.remove()
+    _full_slice(models[1], batch).square().mean().backward()
+    expected_len = batch.input_ids.shape[1] - 1 if checkpointing else batch.answer_len
+    assert mlp_calls and set(mlp_calls) == {expected_len}
+    for (name, a), (_, b) in zip(models[0].named_parameters(), models[1].named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-4, msg=name)

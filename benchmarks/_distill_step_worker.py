@@ -329,6 +329,10 @@ def _version(package: str) -> str:
 def main() -> None:
     side, spec_path, out_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     spec = json.loads(spec_path.read_text("utf-8"))
+    # what the `qadistill` command does first; the driver opts TRL out unless --peer-malloc-tuning
+    from qadistill.runtime import keep_freed_memory
+
+    malloc_tuned = keep_freed_memory()
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -337,6 +341,7 @@ def main() -> None:
         raise SystemExit(f"unknown side {side!r}; use qadistill or trl")
     result = runners[side](spec)
     result["threads"] = torch.get_num_threads()
+    result["malloc_tuning"] = malloc_tuned
     out_path.write_text(json.dumps(result), "utf-8")
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+MALLOC_OPT_OUT = "QADISTILL_MALLOC_TUNING"  # qadistill.runtime's switch
 WORKER = Path(__file__).resolve().with_name("_distill_step_worker.py")
 QWEN_EOS = 151643  # <|endoftext|>: Qwen2.5's eos and pad id
 GKD_BETA = {"forward_kl": 0.0, "reverse_kl": 1.0}  # GKD's generalized JSD at its two ends
@@ -226,6 +227,8 @@ def run_worker(side: str, spec_path: Path, folder: Path, args: argparse.Namespac
         PYTHONUNBUFFERED="1",
         CUDA_VISIBLE_DEVICES="",  # both sides on the CPU (accelerate would otherwise pick a GPU for qadistill)
     )
+    if side == "trl" and not args.peer_malloc_tuning:  # TRL as its users run it: glibc's defaults
+        env[MALLOC_OPT_OUT] = "0"
     log(f"running the {side} worker")
     started = time.perf_counter()
     # the worker's stdout (libraries print there) goes to our stderr: our stdout carries only the JSON line
@@ -286,6 +289,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time qadistill distilling from its teacher-logit cache (built by an untimed first run)",
     )
     parser.add_argument("--cache-k", type=int, default=64, help="top-k of the teacher cache")
+    parser.add_argument(
+        "--peer-malloc-tuning",
+        action="store_true",
+        help="give TRL's process the allocator setting the qadistill command applies to itself (qadistill.runtime)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
     parser.add_argument(
         "--memory-wait",
@@ -382,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         "dtype": "float32",
         "device": "cpu",
         "threads": args.threads,
+        "malloc_tuning": {side: r[-1].get("malloc_tuning") for side, r in runs.items()},
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         "repeats": args.repeats,

@@ -17,6 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from qadistill.errors import QADistillError, one_line_validation_error
+from qadistill.runtime import keep_freed_memory
 
 app = typer.Typer(
     add_completion=False,
@@ -148,6 +149,7 @@ def _file_system_problem(exc: OSError) -> bool:
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
+    keep_freed_memory()  # large buffers are reused from step to step instead of page-faulted in again
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not sys.stderr.isatty():
         # Hugging Face's progress bars (loading / writing weights) are for terminals: in a log file or a pipe they

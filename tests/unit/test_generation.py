@@ -54,3 +54,42 @@ def test_generation_stops_at_first_newline(tiny_pythia):
         handle.remove()
     assert text.endswith("\n") and text.count("\n") == 1
     assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 3
+
+
+SHARED_PREFIX_PROMPTS = [
+    "Answer with a span.\n\nContext: " + c + "\nQuestion: " + q + "\nAnswer:"
+    for c, q in [
+        ("The mill stands by the river.", "Where is the mill?"),
+        ("The mill stands by the river.", "What stands by the river?"),
+        ("A long context " + "with many words " * 15, "What?"),
+        ("Kurz.", "Wer?"),
+    ]
+] + ["Answer", "x"]
+
+
+@pytest.mark.parametrize("family", ["pythia", "qwen2.5"])
+def test_per_prompt_prefill_equals_batched_prefill_and_plain_generate(shared_data, family):
+    """Prefill per prompt over the shared prefix's cache, then batched decoding: the same tokens as prefilling
+    the padded batch at once, and as one plain `generate` per prompt."""
+    import torch
+
+    from qadistill.tokenize import prompt_ids
+
+    tokenizer = load_real_tokenizer(family, shared_data / "tokenizers")
+    model = build_tiny_model(family, tokenizer, hidden_size=64, num_layers=2, num_heads=4, seed=5).eval()
+    results = {
+        mode: generate_answers(
+            model, tokenizer, SHARED_PREFIX_PROMPTS, GenerationSettings(3, 10, prefill=mode), progress=False
+        )
+        for mode in ("per_prompt", "batched")
+    }
+    assert results["per_prompt"] == results["batched"]
+    stops = stop_token_ids(tokenizer, model)
+    for prompt, answer in zip(SHARED_PREFIX_PROMPTS, results["per_prompt"], strict=True):
+        ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
+                eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        assert answer == tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)

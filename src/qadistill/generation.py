@@ -124,7 +124,12 @@ class SharedPrefix:
 
 def _cache_argument(model) -> str:
     """transformers renamed generate's `past_key_values` to `cache` (5.x); use whichever this version takes."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return _cache_argument_of(type(model))
+
+
+@lru_cache(maxsize=32)
+def _cache_argument_of(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def _new_cache(model, layers=None):

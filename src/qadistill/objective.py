@@ -24,7 +24,15 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from qadistill.losses import ROW_KERNELS, _as_bool_mask, _check_temperature, _check_weight, _scaled_logits
+from qadistill.losses import (
+    ROW_KERNELS,
+    _as_bool_mask,
+    _check_temperature,
+    _check_weight,
+    _scaled_logits,
+    _working_dtype,
+    distillation_loss,
+)
 
 DEFAULT_CHUNK_ROWS = 4
 
@@ -102,7 +110,7 @@ def answer_objective(
         z = students.index_select(0, chunk).requires_grad_(want_grad)
         with torch.enable_grad() if want_grad else torch.no_grad():
             ce, div = _chunk_terms(z, targets[chunk], teachers, chunk, kernel, width, temperature, params)
-            loss = _mix(ce, div, kd_ratio) / n
+            loss = distillation_loss(ce, div, kd_ratio) / n  # kd_ratio is 0 when there is no divergence
             if want_grad:
                 (grad_rows,) = torch.autograd.grad(loss, z)
                 grad.index_copy_(0, chunk, grad_rows)
@@ -110,7 +118,7 @@ def answer_objective(
         sums["ce"] += ce.detach().double()
         if div is not None:
             sums["div"] += div.detach().double()
-    working = torch.float64 if students.dtype == torch.float64 else torch.float32
+    working = _working_dtype(students.dtype)
     value = sums["loss"].to(working)
     if want_grad:
         value = _PrecomputedGradient.apply(student_logits, value, grad.view_as(student_logits))
@@ -162,14 +170,4 @@ def _chunk_terms(
 
 
 def _ce_sum(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    working = torch.float64 if z.dtype == torch.float64 else torch.float32
-    return F.cross_entropy(z.to(working), targets, reduction="sum")
-
-
-def _mix(ce: torch.Tensor, div: torch.Tensor | None, kd_ratio: float) -> torch.Tensor:
-    """As `qadistill.losses.distillation_loss`: a term with weight 0 is dropped, not multiplied by 0."""
-    if div is None or kd_ratio == 0.0:
-        return ce
-    if kd_ratio == 1.0:
-        return div
-    return (1.0 - kd_ratio) * ce + kd_ratio * div
+    return F.cross_entropy(z.to(_working_dtype(z.dtype)), targets, reduction="sum")

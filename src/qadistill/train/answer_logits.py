@@ -36,29 +36,6 @@ def _accepts_logits_to_keep(forward_owner: type) -> bool:
         return False
 
 
-def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple:
-    return (args[0].contiguous(), *args[1:]) if args and isinstance(args[0], torch.Tensor) else args
-
-
-@contextmanager
-def _contiguous_head_input(model: torch.nn.Module) -> Iterator[None]:
-    """Hands the LM head a contiguous copy of the last positions' hidden states.
-
-    With `logits_to_keep` the head gets a strided (B, A, H) slice of the (B, T, H) states, which `F.linear` runs
-    as a batched matmul against the head broadcast per row: ~60 ms instead of ~35 ms for 32 positions of a
-    152k x 256 head on two CPU cores. Copying the tiny slice first lets it run as one matrix multiply.
-    """
-    head = core_model(model).get_output_embeddings()
-    if not isinstance(head, torch.nn.Module):
-        yield
-        return
-    handle = head.register_forward_pre_hook(_make_contiguous)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 POSITIONWISE_AFTER_ATTENTION = frozenset({"llama", "qwen2", "gpt_neox", "mistral"})
 """Architectures whose last decoder layer mixes positions only in its attention (MLP and norms act per position)."""
 
@@ -67,23 +44,21 @@ def _checkpointing(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "is_activation_checkpointing", None) or model.__dict__.get("gradient_checkpointing"))
 
 
-@contextmanager
-def _last_mlp_on_answer_positions(model: torch.nn.Module, keep: int) -> Iterator[None]:
-    """Runs the last decoder layer's MLP on the last `keep` positions only (zeros elsewhere).
+def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(), *args[1:]) if args and isinstance(args[0], torch.Tensor) else args
 
-    Only those positions' hidden states reach the LM head, and after the last attention nothing mixes positions,
-    so the prompt positions' MLP output in that layer is never read: computing it is waste (for a 4-layer model
-    a quarter of all MLP work). Skipped for other architectures and under activation checkpointing, whose
-    recomputation in backward would run without these hooks.
-    """
+
+def _last_positions_mlp_hooks(model: torch.nn.Module, keep: int) -> list[tuple[torch.nn.Module, str, object]]:
+    """Hooks that run the last decoder layer's MLP on the last `keep` positions only (zeros elsewhere), or none
+    where that is not safe (other architectures; activation checkpointing, whose recomputation runs unhooked)."""
     core = core_model(model)
-    config = getattr(core, "config", None)
     layers = getattr(core.get_decoder(), "layers", None) if hasattr(core, "get_decoder") else None
     mlp = getattr(layers[-1], "mlp", None) if layers else None
-    usable = getattr(config, "model_type", None) in POSITIONWISE_AFTER_ATTENTION and isinstance(mlp, torch.nn.Module)
-    if not usable or (model.training and _checkpointing(core)):
-        yield
-        return
+    model_type = getattr(getattr(core, "config", None), "model_type", None)
+    if model_type not in POSITIONWISE_AFTER_ATTENTION or not isinstance(mlp, torch.nn.Module):
+        return []
+    if model.training and _checkpointing(core):
+        return []
     length: list[int] = []
 
     def tail(module: torch.nn.Module, args: tuple) -> tuple:
@@ -93,7 +68,26 @@ def _last_mlp_on_answer_positions(model: torch.nn.Module, keep: int) -> Iterator
     def pad_back(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.pad(output, (0, 0, length.pop() - output.shape[1], 0))
 
-    handles = [mlp.register_forward_pre_hook(tail), mlp.register_forward_hook(pad_back)]
+    return [(mlp, "pre", tail), (mlp, "post", pad_back)]
+
+
+@contextmanager
+def _answer_position_hooks(model: torch.nn.Module, keep: int) -> Iterator[None]:
+    """Shortcuts that change no value, only work, while the model computes the last `keep` positions' logits.
+
+    * The LM head gets a contiguous copy of those positions' hidden states: `logits_to_keep` hands it a strided
+      (B, A, H) slice, which `F.linear` runs as a batched matmul against the head broadcast per row (~60 ms
+      instead of ~35 ms for 32 positions of a 152k x 256 head on two CPU cores).
+    * The last decoder layer's MLP runs on those positions only: after the last attention nothing mixes
+      positions, so the prompt positions' MLP output there is never read (a quarter of a 4-layer model's MLP work).
+    """
+    head = core_model(model).get_output_embeddings()
+    hooks = [(head, "pre", _make_contiguous)] if isinstance(head, torch.nn.Module) else []
+    hooks += _last_positions_mlp_hooks(model, keep)
+    handles = [
+        module.register_forward_pre_hook(fn) if kind == "pre" else module.register_forward_hook(fn)
+        for module, kind, fn in hooks
+    ]
     try:
         yield
     finally:
@@ -119,7 +113,7 @@ def answer_logits(
     ids, mask = input_ids[:, :-1], attention_mask[:, :-1]
     kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids_for(mask), "use_cache": False}
     if _accepts_logits_to_keep(type(core_model(model))):
-        with _contiguous_head_input(model), _last_mlp_on_answer_positions(model, answer_len):
+        with _answer_position_hooks(model, answer_len):
             logits = model(**kwargs, logits_to_keep=answer_len).logits
     else:  # a model without logits_to_keep: correct, but projects every position
         logger.warning("%s has no logits_to_keep; computing full logits", type(core_model(model)).__name__)

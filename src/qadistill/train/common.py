@@ -190,28 +190,6 @@ def prepare_trainable(model, cfg: TrainConfig):
     return model
 
 
-def sparse_tied_embedding_gradient(model: torch.nn.Module) -> bool:
-    """Let the input embedding of a model with tied input/output embeddings send a sparse gradient.
-
-    The output head's gradient is dense (V x H), the embedding's touches only the rows of the batch's tokens. By
-    default the embedding still builds a dense V x H zero gradient, fills those rows and autograd adds the two V x H
-    tensors: with a 152k vocabulary, ~80 MB written twice per step for nothing. A sparse embedding gradient is
-    added into the head's dense one instead, so the parameter's gradient stays dense (fused AdamW, clipping and
-    DDP see what they always see). Call it after the model is wrapped for DDP (which would otherwise expect a
-    sparse gradient for it), never under FSDP or DeepSpeed. Returns whether it applied.
-    """
-    from qadistill.train.answer_logits import core_model
-
-    core = core_model(model)
-    embedding, head = core.get_input_embeddings(), core.get_output_embeddings()
-    if not isinstance(embedding, torch.nn.Embedding) or not isinstance(head, torch.nn.Module):
-        return False
-    if embedding.weight is not getattr(head, "weight", None) or not embedding.weight.requires_grad:
-        return False
-    embedding.sparse = True
-    return True
-
-
 def trainable_param_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -266,7 +244,7 @@ def clip_gradients(accelerator, model: torch.nn.Module, cfg: TrainConfig) -> flo
     """Clip to `max_grad_norm` (if set) and return the total gradient norm before clipping."""
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
     params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:  # a sparse embedding gradient that met no dense head gradient (see above)
+    for p in params:  # a sparse embedding gradient that met no dense head gradient (train/tied_embedding.py)
         if p.grad is not None and p.grad.is_sparse:
             p.grad = p.grad.to_dense()
     return float(accelerator.clip_grad_norm_(params, max_norm))

@@ -46,7 +46,6 @@ from qadistill.train.common import (
     progress_bar,
     save_final_model,
     set_lr,
-    sparse_tied_embedding_gradient,
     start_or_resume,
     summarize,
     trainable_param_count,
@@ -67,6 +66,7 @@ from qadistill.train.distributed import (
 )
 from qadistill.train.offpolicy import FRESH_STUDENT, REPLAY, AdaptiveOffPolicy, ReplayBuffer, sample_student_answers
 from qadistill.train.signals import graceful_stop
+from qadistill.train.tied_embedding import tied_embedding_gradient
 from qadistill.train.teacher_cache import CachedTargets, CacheSetup, prepare_cache, resolve_cache_root
 
 
@@ -177,7 +177,7 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     model, optimizer = accelerator.prepare(student, optimizer)
     raw_model = accelerator.unwrap_model(model)
     if not sharded:
-        sparse_tied_embedding_gradient(raw_model)
+        tied_embedding_gradient(raw_model, single_process=accelerator.num_processes == 1)
     state, replay_state, resumed = start_or_resume(job, paths, raw_model, optimizer)
     policy, buffer = AdaptiveOffPolicy(opc, job.seed), ReplayBuffer(opc.capacity)
     if resumed:

@@ -34,7 +34,6 @@ from qadistill.train.common import (
     progress_bar,
     save_final_model,
     set_lr,
-    sparse_tied_embedding_gradient,
     start_or_resume,
     summarize,
     trainable_param_count,
@@ -55,6 +54,7 @@ from qadistill.train.distributed import (
 )
 from qadistill.train.offpolicy import GROUND_TRUTH
 from qadistill.train.signals import graceful_stop
+from qadistill.train.tied_embedding import tied_embedding_gradient
 
 
 def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook | None = None) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     if not sharded:
-        sparse_tied_embedding_gradient(raw_model)
+        tied_embedding_gradient(raw_model, single_process=accelerator.num_processes == 1)
     state, _, resumed = start_or_resume(job, paths, raw_model, optimizer)
     if accelerator.is_main_process:
         write_run_files(job, data, paths)

@@ -66,8 +66,8 @@ from qadistill.train.distributed import (
 )
 from qadistill.train.offpolicy import FRESH_STUDENT, REPLAY, AdaptiveOffPolicy, ReplayBuffer, sample_student_answers
 from qadistill.train.signals import graceful_stop
-from qadistill.train.tied_embedding import tied_embedding_gradient
 from qadistill.train.teacher_cache import CachedTargets, CacheSetup, prepare_cache, resolve_cache_root
+from qadistill.train.tied_embedding import tied_embedding_gradient
 
 
 def load_student(job: DistillJob, teacher, teacher_tokenizer):

@@ -72,6 +72,25 @@ def _last_positions_mlp_hooks(model: torch.nn.Module, keep: int) -> list[tuple[t
 
 
 @contextmanager
+def _hooked(hooks: list[tuple[torch.nn.Module, str, object]]) -> Iterator[None]:
+    handles = [
+        module.register_forward_pre_hook(fn) if kind == "pre" else module.register_forward_hook(fn)
+        for module, kind, fn in hooks
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def last_layer_mlp_on_last_positions(model: torch.nn.Module, keep: int):
+    """Context: the last decoder layer's MLP runs on the last `keep` positions only (where that changes no value
+    that is read: prefill keeps only the KV cache, which the last layer's MLP does not feed)."""
+    return _hooked(_last_positions_mlp_hooks(model, keep))
+
+
+@contextmanager
 def _answer_position_hooks(model: torch.nn.Module, keep: int) -> Iterator[None]:
     """Shortcuts that change no value, only work, while the model computes the last `keep` positions' logits.
 
@@ -84,15 +103,8 @@ def _answer_position_hooks(model: torch.nn.Module, keep: int) -> Iterator[None]:
     head = core_model(model).get_output_embeddings()
     hooks = [(head, "pre", _make_contiguous)] if isinstance(head, torch.nn.Module) else []
     hooks += _last_positions_mlp_hooks(model, keep)
-    handles = [
-        module.register_forward_pre_hook(fn) if kind == "pre" else module.register_forward_hook(fn)
-        for module, kind, fn in hooks
-    ]
-    try:
+    with _hooked(hooks):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -2,15 +2,17 @@
 
 Same model, dtype, prompts and greedy decoding. The plain way is what most evaluation scripts do: no batching,
 a fixed `max_new_tokens`, stopping only at EOS; its text is post-processed the same way (cut at the first newline).
-Prints one JSON object.
+With `--repeats N` both are timed N times, alternating which goes first, and the medians are reported (a shared
+machine's speed drifts by 10% within minutes). Prints one JSON object.
 
-    .venv/bin/python benchmarks/eval_throughput.py --n 48
+    .venv/bin/python benchmarks/eval_throughput.py --dataset squad_v2 --data-dir ../shared/data --n 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -49,10 +51,11 @@ def main() -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--n", type=int, default=48, help="number of questions")
     parser.add_argument("--shots", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=GenerationSettings.batch_size)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=1, help="time each side this often, alternating; medians")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,12 +70,19 @@ def main() -> None:
     settings = GenerationSettings(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     generate_answers(model, tokenizer, prompts[:2], settings, progress=False)  # warm-up (newline-token table)
 
-    start = time.perf_counter()
-    batched = generate_answers(model, tokenizer, prompts, settings, progress=False)
-    batched_s = time.perf_counter() - start
-    start = time.perf_counter()
-    plain = plain_generate(model, tokenizer, prompts, args.max_new_tokens)
-    plain_s = time.perf_counter() - start
+    sides = {
+        "batched": lambda: generate_answers(model, tokenizer, prompts, settings, progress=False),
+        "plain": lambda: plain_generate(model, tokenizer, prompts, args.max_new_tokens),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    outputs: dict[str, list[str]] = {}
+    for repeat in range(args.repeats):
+        for name in sides if repeat % 2 == 0 else reversed(sides):
+            start = time.perf_counter()
+            outputs[name] = sides[name]()
+            seconds[name].append(time.perf_counter() - start)
+    batched, plain = outputs["batched"], outputs["plain"]
+    batched_s, plain_s = statistics.median(seconds["batched"]), statistics.median(seconds["plain"])
 
     batched_answers = [postprocess_generation(g, fmt) for g in batched]
     plain_answers = [postprocess_generation(g, fmt) for g in plain]
@@ -87,11 +97,13 @@ def main() -> None:
             "seconds": round(batched_s, 3),
             "questions_per_s": round(len(prompts) / batched_s, 3),
             "batch_size": args.batch_size,
+            "runs_s": [round(t, 3) for t in seconds["batched"]],
         },
         "plain_generate": {
             "seconds": round(plain_s, 3),
             "questions_per_s": round(len(prompts) / plain_s, 3),
             "max_new_tokens": args.max_new_tokens,
+            "runs_s": [round(t, 3) for t in seconds["plain"]],
         },
         "speedup": round(plain_s / batched_s, 2),
         "identical_answers": same == len(prompts),

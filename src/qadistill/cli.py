@@ -79,7 +79,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="Evaluate at most this many questions (seeded subset).")] = None,
     data_dir: DataDir = None,
     fractions: Fractions = None,
-    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Sequences decoded together.")] = 32,
     max_new_tokens: Annotated[int, typer.Option(help="Upper bound on generated tokens per answer.")] = 32,
     max_prompt_tokens: Annotated[int, typer.Option(help="Prompt token budget; contexts are truncated.")] = 768,
     prompt_style: Annotated[str, typer.Option(help="auto, plain or chat.")] = "auto",

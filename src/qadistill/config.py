@@ -59,9 +59,9 @@ class PromptConfig(Strict):
 
 
 class GenerationConfig(Strict):
-    """Greedy decoding settings for evaluation."""
+    """Greedy decoding settings for evaluation (`batch_size`: sequences decoded together)."""
 
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(32, gt=0)
     max_new_tokens: int = Field(32, gt=0)
 
 

@@ -28,7 +28,8 @@ from qadistill.tokenize import left_pad, prompt_ids
 class GenerationSettings:
     """Decoding settings. Answers are short spans, so a small `max_new_tokens` bounds the cost of a rambling model."""
 
-    batch_size: int = 16
+    batch_size: int = 32
+    """Sequences decoded together (on the CPU each decoding step reads all weights once for the whole batch)."""
     max_new_tokens: int = 32
     prefill: Literal["auto", "per_prompt", "batched"] = "auto"
     """auto: per prompt (over the shared prefix's cache) on the CPU, batched elsewhere."""
@@ -90,7 +91,9 @@ def _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress
     root = run_prefix(model, encoded[0][: shared_prefix_length(encoded)], device)
     order = decode_order(encoded, group_by_prefix(encoded, root.length))
     outputs: list[list[int]] = [[] for _ in encoded]
-    for batch in tqdm(_batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress):
+    for batch in tqdm(
+        _batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress, leave=False
+    ):
         prompts = [encoded[i] for i in batch]
         prefilled = prefill_batch(model, prompts, root, settings.max_new_tokens, device)
         if prefilled is None:  # no plain static cache for this model
@@ -114,7 +117,9 @@ def _generate_tokens(model, encoded, settings, stops, pad_id, device, progress) 
     """transformers' `generate` on length-sorted, left-padded batches."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
     outputs: list[list[int]] = [[] for _ in encoded]
-    for batch in tqdm(_batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress):
+    for batch in tqdm(
+        _batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress, leave=False
+    ):
         ids, mask = left_pad([encoded[i] for i in batch], pad_id)
         generated = model.generate(
             input_ids=ids.to(device),

@@ -210,3 +210,11 @@ def test_every_decoding_step_sees_what_a_full_forward_sees(shared_data, family):
             with torch.inference_mode():
                 expected = model(input_ids=ids).logits[0, -1]
             torch.testing.assert_close(logit_row, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_one_token_prompts_decode_without_a_prefilled_cache(tiny_pythia):
+    model, tokenizer = tiny_pythia
+    prompts = ["x", "Hello"]
+    assert all(len(tokenizer(p)["input_ids"]) == 1 for p in prompts)
+    answers = generate_answers(model, tokenizer, prompts, GenerationSettings(4, 6, "per_prompt"), progress=False)
+    assert answers == [_plain_generate(model, tokenizer, p, 6) for p in prompts]

@@ -245,6 +245,16 @@ def run_worker(side: str, spec_path: Path, folder: Path, args: argparse.Namespac
     return json.loads(out.read_text("utf-8"))
 
 
+def _ratios(ours: dict[str, Any], trl: dict[str, Any]) -> dict[str, float]:
+    """Speed (tokens/s, CPU time) and memory (peak RSS, step's own memory) of one qadistill side against TRL."""
+    return {
+        "tokens_per_s": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
+        "cpu_s_speedup": round(trl["cpu_s"] / ours["cpu_s"], 2),
+        "peak_rss": round(ours["peak_rss_mb"] / trl["peak_rss_mb"], 4),
+        "peak_delta": round(ours["peak_delta_mb"] / trl["peak_delta_mb"], 4),
+    }
+
+
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One run as is; several: median step time (and what follows from it), the highest peak RSS."""
     if len(runs) == 1:
@@ -360,10 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     if "qadistill" in result and "trl" in result:
         ours, trl = result["qadistill"], result["trl"]
         result["ratio"] = {
-            "tokens_per_s": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
-            "cpu_s_speedup": round(trl["cpu_s"] / ours["cpu_s"], 2),
-            "peak_rss": round(ours["peak_rss_mb"] / trl["peak_rss_mb"], 4),
-            "peak_delta": round(ours["peak_delta_mb"] / trl["peak_delta_mb"], 4),
+            **_ratios(ours, trl),
             "first_loss_rel_diff": _rel_diff(ours["losses"][0], trl["losses"][0]),
             "targets_met": {
                 "tokens_per_s_at_least_20x": ours["tokens_per_s"] >= 20 * trl["tokens_per_s"],
@@ -371,13 +378,7 @@ def main(argv: list[str] | None = None) -> None:
             },
         }
     if "qadistill_cached" in result and "trl" in result:
-        cached, trl = result["qadistill_cached"], result["trl"]
-        result["ratio_cached"] = {
-            "tokens_per_s": round(cached["tokens_per_s"] / trl["tokens_per_s"], 2),
-            "cpu_s_speedup": round(trl["cpu_s"] / cached["cpu_s"], 2),
-            "peak_rss": round(cached["peak_rss_mb"] / trl["peak_rss_mb"], 4),
-            "peak_delta": round(cached["peak_delta_mb"] / trl["peak_delta_mb"], 4),
-        }
+        result["ratio_cached"] = _ratios(result["qadistill_cached"], result["trl"])
     result["setup"] = {
         "batch_size": args.batch_size,
         "prompt_len": args.prompt_len,

@@ -80,8 +80,10 @@ def generate_answers(
     return [_decode_until_stop(tokenizer, t, stops) for t in tokens]
 
 
-def _batches(order: list[int], size: int) -> list[list[int]]:
-    return [order[i : i + size] for i in range(0, len(order), size)]
+def _batches(order: list[int], size: int, progress: bool):
+    """Consecutive slices of `order`, behind a progress bar that goes away when done."""
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    return tqdm(batches, desc="generating", unit="batch", disable=not progress, leave=False)
 
 
 def _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress) -> list[list[int]]:
@@ -91,9 +93,7 @@ def _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress
     root = run_prefix(model, encoded[0][: shared_prefix_length(encoded)], device)
     order = decode_order(encoded, group_by_prefix(encoded, root.length))
     outputs: list[list[int]] = [[] for _ in encoded]
-    for batch in tqdm(
-        _batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress, leave=False
-    ):
+    for batch in _batches(order, settings.batch_size, progress):
         prompts = [encoded[i] for i in batch]
         prefilled = prefill_batch(model, prompts, root, settings.max_new_tokens, device)
         if prefilled is None:  # no plain static cache for this model
@@ -117,9 +117,7 @@ def _generate_tokens(model, encoded, settings, stops, pad_id, device, progress) 
     """transformers' `generate` on length-sorted, left-padded batches."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
     outputs: list[list[int]] = [[] for _ in encoded]
-    for batch in tqdm(
-        _batches(order, settings.batch_size), desc="generating", unit="batch", disable=not progress, leave=False
-    ):
+    for batch in _batches(order, settings.batch_size, progress):
         ids, mask = left_pad([encoded[i] for i in batch], pad_id)
         generated = model.generate(
             input_ids=ids.to(device),

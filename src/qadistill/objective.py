@@ -11,7 +11,9 @@ vocabulary every (N, V) temporary of that composition (upcast, log-softmax of st
 differences, products and as many again in backward) is ~20 MB for 32 answer tokens, and a dozen of them are
 alive at once. Here they exist for `chunk_rows` rows at a time: each chunk's loss is differentiated right away
 (`torch.autograd.grad`) into one gradient buffer the size of the logits, which backward hands on. The chunks
-are small enough to stay in cache, so this is also faster on the CPU.
+are small enough to stay in cache, so this is also faster on the CPU. A caller that will not read the logits
+again (`overwrite_logits=True`) lets that buffer be the logits' own storage: each chunk's rows are read before
+its gradient is written over them, and one (N, V) tensor fewer is alive.
 
 The gradient is only computed when it will be used (grad mode on and logits that require grad).
 """
@@ -71,6 +73,7 @@ def answer_objective(
     temperature: float = 1.0,
     vocab: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    overwrite_logits: bool = False,
     **params: Any,
 ) -> ObjectiveTerms:
     """(1 - kd_ratio) * CE + kd_ratio * divergence, both means over the positions where `mask` is true.
@@ -79,6 +82,9 @@ def answer_objective(
     `answer_cross_entropy`. The divergence (a name from `qadistill.losses.DIVERGENCES`, with `params` such as
     `alpha` or `beta`) compares the first `vocab` columns (default: all) of student and teacher at `temperature`.
     The teacher may be an inference-mode tensor; it gets no gradient. Without a teacher, only CE (kd_ratio 0).
+    `overwrite_logits`: the gradient is written into `student_logits` (whose values are then gone); only for
+    logits that nothing else reads afterwards, backward included (a head op that saves its output, such as a
+    soft cap, would fail loudly in backward).
     """
     _check_weight("kd_ratio", kd_ratio)
     _check_temperature(temperature)
@@ -104,7 +110,7 @@ def answer_objective(
     rows = mask.reshape(-1).nonzero().squeeze(1)
     n = max(rows.numel(), 1)
     want_grad = torch.is_grad_enabled() and student_logits.requires_grad
-    grad = _gradient_buffer(students, rows) if want_grad else None
+    grad = _gradient_buffer(students, rows, overwrite_logits) if want_grad else None
     sums = {key: students.new_zeros((), dtype=torch.float64) for key in ("loss", "ce", "div")}
     for chunk in rows.split(chunk_rows):
         z = students.index_select(0, chunk).requires_grad_(want_grad)
@@ -126,8 +132,15 @@ def answer_objective(
     return ObjectiveTerms(value, (sums["ce"] / n).to(working), div_mean)
 
 
-def _gradient_buffer(students: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """(N, V) buffer for the logits' gradient: the selected rows are written chunk by chunk, the others are 0."""
+def _gradient_buffer(students: torch.Tensor, rows: torch.Tensor, overwrite: bool) -> torch.Tensor:
+    """(N, V) buffer for the logits' gradient: the selected rows are written chunk by chunk, the others are 0.
+
+    With `overwrite` it is `students` itself, its unselected rows zeroed now (the loop reads selected rows only).
+    """
+    if overwrite:
+        unselected = torch.ones(students.shape[0], dtype=torch.bool, device=students.device)
+        unselected[rows] = False
+        return students.masked_fill_(unselected.unsqueeze(1), 0.0)
     if rows.numel() == students.shape[0]:  # every row selected (the common case): nothing to zero
         return torch.empty_like(students)
     return torch.zeros_like(students)

@@ -37,3 +37,20 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO_BYTES))
+
+
+def return_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc `malloc_trim`); returns whether it ran.
+
+    Called once loading is done (models, tokenizer, data): loading frees much of what it parsed (tokenizer
+    files, configs), and with `keep_freed_memory` nothing would return it. Pages handed back are faulted in again
+    only if a later allocation reuses them.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    malloc_trim(0)
+    return True

@@ -27,3 +27,24 @@ def test_applies_on_glibc_unless_opted_out():
 def test_opt_out_in_this_process(monkeypatch):
     monkeypatch.setenv("QADISTILL_MALLOC_TUNING", "off")
     assert keep_freed_memory() is False
+
+
+TRIM_PROBE = """
+from qadistill.runtime import keep_freed_memory, return_free_memory
+import torch
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+keep_freed_memory()
+x = torch.ones(50 * 2**20)  # 200 MB from the heap
+y = torch.ones(1)  # above it: the heap's top cannot simply shrink
+del x
+before = rss_mb()
+print(return_free_memory(), round(before - rss_mb()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim is Linux-only")
+def test_return_free_memory_gives_freed_heap_pages_back():
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, check=True).stdout
+    applied, released_mb = out.split()
+    assert applied == "True" and int(released_mb) > 150

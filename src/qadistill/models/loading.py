@@ -202,7 +202,46 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> PreT
             raise QADistillError(
                 f"could not load tokenizer '{spec}' from the Hugging Face hub: {one_line(exc)}"
             ) from None
-    return prepare_tokenizer(tokenizer)
+    return prepare_tokenizer(release_python_vocabulary(tokenizer))
+
+
+PYTHON_VOCABULARY_COPIES = ("_vocab", "_merges")
+"""Attributes where transformers 5's tokenizer classes keep the vocabulary and merges they built the Rust
+tokenizer from (for Qwen2.5: ~50 MB of Python strings and tuples that nothing reads once it is built)."""
+
+
+def release_python_vocabulary(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Drop the Python copies of the vocabulary and merges that a Rust-backed tokenizer no longer needs.
+
+    Only where the Rust tokenizer holds them and no method of the class (other than `__init__`) reads those
+    attributes: a class that does (Whisper's `save_vocabulary`, for one) keeps them. Returns the same object.
+    """
+    present = [name for name in PYTHON_VOCABULARY_COPIES if name in vars(tokenizer)]
+    if not present or getattr(tokenizer, "_tokenizer", None) is None or _methods_read(type(tokenizer), present):
+        return tokenizer
+    for name in present:
+        delattr(tokenizer, name)
+    return tokenizer
+
+
+def _methods_read(cls: type, names: list[str]) -> bool:
+    """Whether a function defined on `cls` or its bases, other than `__init__`, names one of `names`."""
+    wanted = set(names)
+    for klass in cls.__mro__:
+        for attribute, value in vars(klass).items():
+            function = getattr(value, "__func__", value)  # staticmethod / classmethod
+            code = getattr(function, "__code__", None)
+            if attribute != "__init__" and code is not None and wanted & _names_in(code):
+                return True
+    return False
+
+
+def _names_in(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:  # nested functions and comprehensions
+        if hasattr(const, "co_names"):
+            names |= _names_in(const)
+    return names
 
 
 TOKENIZER_FILES = (

@@ -40,6 +40,16 @@ POSITIONWISE_AFTER_ATTENTION = frozenset({"llama", "qwen2", "gpt_neox", "mistral
 """Architectures whose last decoder layer mixes positions only in its attention (MLP and norms act per position)."""
 
 
+LINEAR_HEAD_ARCHITECTURES = frozenset({"llama", "qwen2", "gpt_neox", "mistral"})
+"""Architectures whose logits are the LM head's output itself (no soft cap or scaling op that keeps its output for
+backward): once the loss has read them, their storage may hold the gradient (`answer_objective(overwrite_logits)`)."""
+
+
+def logits_storage_reusable(model: torch.nn.Module) -> bool:
+    """Whether `model`'s answer logits may be overwritten after the loss has read them (see above)."""
+    return getattr(getattr(core_model(model), "config", None), "model_type", None) in LINEAR_HEAD_ARCHITECTURES
+
+
 def _checkpointing(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "is_activation_checkpointing", None) or model.__dict__.get("gradient_checkpointing"))
 

@@ -32,6 +32,7 @@ from qadistill.train.config import DistillJob, FinetuneJob, TrainConfig, fingerp
 from qadistill.train.distributed import check_launch
 from qadistill.train.offpolicy import STEP_KINDS
 from qadistill.train.signals import NonFiniteLoss, StopRequest, TrainingInterrupted
+from qadistill.train.tied_embedding import TiedGradient, clip_factor
 
 Job = FinetuneJob | DistillJob
 StepHook = Callable[[int, dict[str, Any]], None]
@@ -240,14 +241,38 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def clip_gradients(accelerator, model: torch.nn.Module, cfg: TrainConfig) -> float:
-    """Clip to `max_grad_norm` (if set) and return the total gradient norm before clipping."""
+def clip_gradients(accelerator, model: torch.nn.Module, cfg: TrainConfig, tied: TiedGradient | None = None) -> float:
+    """Clip to `max_grad_norm` (if set) and return the total gradient norm before clipping.
+
+    `tied`: with a factored tied-embedding gradient (one process, see `tied_embedding.py`) its norm joins the
+    other parameters' and it is scaled by the same factor, as `clip_grad_norm_` would scale a dense one.
+    """
     max_norm = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # a sparse embedding gradient that met no dense head gradient (train/tied_embedding.py)
         if p.grad is not None and p.grad.is_sparse:
             p.grad = p.grad.to_dense()
-    return float(accelerator.clip_grad_norm_(params, max_norm))
+    factored = tied.factored if tied is not None else None
+    if factored is None or not factored.pending:
+        return float(accelerator.clip_grad_norm_(params, max_norm))
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = [factored.norm(), *([torch.nn.utils.get_total_norm(grads)] if grads else [])]
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    factored.scale = clip_factor(float(total), max_norm)
+    return float(total)
+
+
+def finish_window(optimizer, tied: TiedGradient | None, *, apply: bool) -> None:
+    """Apply the accumulation window's gradients (unless the step is skipped) and reset them for the next one."""
+    factored = tied.factored if tied is not None else None
+    if apply:
+        optimizer.step()
+        if factored is not None and factored.pending:
+            factored.step(optimizer)
+    optimizer.zero_grad(set_to_none=True)
+    if factored is not None:
+        factored.clear()
 
 
 def window_answer_tokens(batches: list[Batch], accelerator) -> float:

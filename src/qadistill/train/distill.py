@@ -23,7 +23,9 @@ import torch
 from qadistill.errors import QADistillError
 from qadistill.losses import answer_cross_entropy, distillation_loss, get_sparse_divergence
 from qadistill.objective import answer_objective
-from qadistill.train.answer_logits import answer_logits
+from qadistill.runtime import return_free_memory
+from qadistill.train.adamw_rows import allocate_adamw_state
+from qadistill.train.answer_logits import answer_logits, logits_storage_reusable
 from qadistill.train.batching import Batch, DataOrder, collate
 from qadistill.train.common import (
     RunPaths,
@@ -35,6 +37,7 @@ from qadistill.train.common import (
     checkpoint_due,
     clip_gradients,
     eval_due,
+    finish_window,
     finished_result,
     fixed_batches,
     interrupted,
@@ -170,15 +173,22 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
         t_params, t_layers = param_count(teacher), teacher.config.num_hidden_layers
     sizes = {"teacher_params": t_params, "student_params": param_count(student)}
     layers = {"teacher_layers": t_layers, "student_layers": student.config.num_hidden_layers}
+    return_free_memory()  # what loading parsed and freed (tokenizer, data files)
     student = prepare_trainable(student, cfg)
     trainable = trainable_param_count(student)
     optimizer = build_optimizer(student, cfg, accelerator.device)
     sharded = check_sharding(accelerator, cfg, resume=job.resume, off_policy=opc.enabled)  # FSDP / DeepSpeed / None
     model, optimizer = accelerator.prepare(student, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    tied = None  # the tied embedding's gradient, where a cheaper form applies (train/tied_embedding.py)
     if not sharded:
-        tied_embedding_gradient(raw_model, single_process=accelerator.num_processes == 1)
+        factored_ok = cfg.precision == "fp32"  # factored needs fp32 (no autocast) and takes the optimizer
+        tied = tied_embedding_gradient(
+            raw_model, single_process=accelerator.num_processes == 1, optimizer=optimizer if factored_ok else None
+        )
     state, replay_state, resumed = start_or_resume(job, paths, raw_model, optimizer)
+    if not resumed:  # moments now, below the step's short-lived tensors (train/adamw_rows.py)
+        allocate_adamw_state(optimizer)
     policy, buffer = AdaptiveOffPolicy(opc, job.seed), ReplayBuffer(opc.capacity)
     if resumed:
         policy.load_state_dict(state.offpolicy)
@@ -191,6 +201,7 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     )
     order.position = state.data_position
     pad_id = student_tokenizer.pad_token_id
+    overwrite_logits = logits_storage_reusable(raw_model)  # the objective may write the gradient over them
     val_batches = fixed_batches(data.validation, cfg.eval_batch_size, pad_id)
     if not resumed and opc.enabled:  # DistiLLM measures the starting point: the threshold's first reference
         state.last_val_ce = mean_over_processes(validation_ce(model, val_batches, accelerator.device), accelerator)
@@ -229,7 +240,9 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
                     target = cached.cache.batch(picked[i], batch.answer_len, accelerator.device)
                 with accumulating(accelerator, model, last=i == len(batches) - 1):
                     logits = answer_logits(model, batch.input_ids, batch.attention_mask, batch.answer_len)
-                    ce, div, objective = distillation_terms(logits, batch, target, dcfg, vocab)
+                    ce, div, objective = distillation_terms(
+                        logits, batch, target, dcfg, vocab, overwrite_logits=overwrite_logits
+                    )
                     del logits, target  # the objective keeps the gradient, not the logits
                     weight = window_weight(batch, window_tokens, accelerator.num_processes)
                     loss = objective * weight
@@ -242,11 +255,9 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
                     step_div += float(div.detach()) * weight
 
             # update (or skip the step when nan_policy is skip and something was not finite)
-            grad_norm = clip_gradients(accelerator, model, cfg) if finite else float("nan")
+            grad_norm = clip_gradients(accelerator, model, cfg, tied) if finite else float("nan")
             finite = finite and check_finite(grad_norm, "the gradient norm", step, cfg, paths)
-            if finite:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            finish_window(optimizer, tied, apply=finite)
             step_loss, step_ce, step_div = (mean_over_processes(v, accelerator) for v in (step_loss, step_ce, step_div))
 
             # bookkeeping and log
@@ -334,12 +345,19 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
 
 
 def distillation_terms(
-    logits: torch.Tensor, batch: Batch, target: torch.Tensor | CachedTargets, dcfg: DistillConfig, vocab: int
+    logits: torch.Tensor,
+    batch: Batch,
+    target: torch.Tensor | CachedTargets,
+    dcfg: DistillConfig,
+    vocab: int,
+    *,
+    overwrite_logits: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(CE, divergence, (1 - kd_ratio) CE + kd_ratio divergence) of a micro-batch's answer tokens.
 
     `target` is the live teacher's answer logits (then `qadistill.objective` computes everything a few rows at a
-    time, gradient included) or the teacher cache's top-k rows of these examples (the sparse divergences).
+    time, gradient included, into the logits' own storage with `overwrite_logits`) or the teacher cache's top-k
+    rows of these examples (the sparse divergences).
     """
     labels, mask = batch.targets()
     if isinstance(target, torch.Tensor):
@@ -352,6 +370,7 @@ def distillation_terms(
             kd_ratio=dcfg.kd_ratio,
             temperature=dcfg.temperature,
             vocab=vocab,
+            overwrite_logits=overwrite_logits,
             **dcfg.divergence_params(),
         )
         return terms.ce, terms.divergence, terms.loss

@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 from qadistill.losses import answer_cross_entropy
+from qadistill.runtime import return_free_memory
+from qadistill.train.adamw_rows import allocate_adamw_state
 from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import DataOrder, collate
 from qadistill.train.common import (
@@ -23,6 +25,7 @@ from qadistill.train.common import (
     checkpoint_due,
     clip_gradients,
     eval_due,
+    finish_window,
     finished_result,
     fixed_batches,
     interrupted,
@@ -75,15 +78,22 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     model, tokenizer = load_model_and_tokenizer(job.model, **job.load.model_dump())
     data = load_training_data(job, tokenizer, context_length(model))
     params = param_count(model)
+    return_free_memory()  # what loading parsed and freed (tokenizer, data files)
     model = prepare_trainable(model, cfg)
     trainable = trainable_param_count(model)
     optimizer = build_optimizer(model, cfg, accelerator.device)
     sharded = check_sharding(accelerator, cfg, resume=job.resume)  # "FSDP" / "DeepSpeed" / None (1 process, DDP)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    tied = None  # the tied embedding's gradient, where a cheaper form applies (train/tied_embedding.py)
     if not sharded:
-        tied_embedding_gradient(raw_model, single_process=accelerator.num_processes == 1)
+        factored_ok = cfg.precision == "fp32"  # factored needs fp32 (no autocast) and takes the optimizer
+        tied = tied_embedding_gradient(
+            raw_model, single_process=accelerator.num_processes == 1, optimizer=optimizer if factored_ok else None
+        )
     state, _, resumed = start_or_resume(job, paths, raw_model, optimizer)
+    if not resumed:  # moments now, below the step's short-lived tensors (train/adamw_rows.py)
+        allocate_adamw_state(optimizer)
     if accelerator.is_main_process:
         write_run_files(job, data, paths)
     log = TrainLog(paths.log, resume_step=state.step if resumed else None, enabled=accelerator.is_main_process)
@@ -122,11 +132,9 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
                     step_loss += float(loss.detach())
 
             # update (or skip the step when nan_policy is skip and something was not finite)
-            grad_norm = clip_gradients(accelerator, model, cfg) if finite else float("nan")
+            grad_norm = clip_gradients(accelerator, model, cfg, tied) if finite else float("nan")
             finite = finite and check_finite(grad_norm, "the gradient norm", step, cfg, paths)
-            if finite:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            finish_window(optimizer, tied, apply=finite)
             step_loss = mean_over_processes(step_loss, accelerator)
 
             # bookkeeping and log

@@ -137,6 +137,8 @@ def _gradient_buffer(students: torch.Tensor, rows: torch.Tensor, overwrite: bool
 
     With `overwrite` it is `students` itself, its unselected rows zeroed now (the loop reads selected rows only).
     """
+    if overwrite and rows.numel() == students.shape[0]:
+        return students
     if overwrite:
         unselected = torch.ones(students.shape[0], dtype=torch.bool, device=students.device)
         unselected[rows] = False

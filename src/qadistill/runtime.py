@@ -1,7 +1,7 @@
 """Process-wide memory allocator setting that makes CPU training steps faster (glibc only).
 
-A training step frees and re-allocates the same large buffers every time: with a 152k-token vocabulary the LM
-head's weight gradient and its sum with the embedding gradient are ~80 MB each even for a tiny model. glibc
+A training step frees and re-allocates the same large buffers every time: with a 152k-token vocabulary an LM
+head's weight gradient is ~80 MB even for a tiny model (where it is not factored, `train/tied_embedding.py`). glibc
 serves every allocation above its mmap threshold (at most 32 MiB) with a fresh `mmap` and gives it back with
 `munmap` when freed, so each step the kernel zero-fills and page-faults those buffers in again, 4 KiB at a time:
 about a tenth of a small model's step on the CPU (measured with `benchmarks/distill_step.py`).

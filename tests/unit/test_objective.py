@@ -171,11 +171,13 @@ def test_mismatched_shapes_are_named():
         answer_objective(student, labels, mask, teacher[:2], divergence="tvd", kd_ratio=0.5)
 
 
-@pytest.mark.parametrize("name", ["srkl", "forward_kl"])
-def test_overwrite_logits_gives_the_same_loss_and_gradient_in_the_logits_storage(name):
+@pytest.mark.parametrize(("name", "full_mask"), [("srkl", False), ("forward_kl", False), ("srkl", True)])
+def test_overwrite_logits_gives_the_same_loss_and_gradient_in_the_logits_storage(name, full_mask):
     """With `overwrite_logits` the gradient is written over the logits (one (N, V) tensor fewer): the loss and
     the gradient backward hands on are the same as with a separate buffer; masked rows become exactly 0."""
     student, teacher, labels, mask = _inputs(5)
+    if full_mask:
+        mask[:] = True
     student[~mask] = float("nan")  # never read, must still end as 0 gradient
     results = []
     for overwrite in (False, True):

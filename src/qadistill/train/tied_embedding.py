@@ -116,10 +116,14 @@ class FactoredGradient:
 
     def block(self, rows: slice) -> torch.Tensor:
         """The gradient of `weight[rows]` (times `scale`): head factors first, then the embedding's rows."""
-        out = self.weight.new_zeros(rows.stop - rows.start, self.weight.shape[1])
+        heads = self.heads
         if self.dense is not None:
-            out.add_(self.dense[rows])
-        for grad, hidden in self.heads:
+            out = self.dense[rows].clone()
+        elif heads:  # the first product is written, not added to zeros
+            out, heads = torch.mm(heads[0][0][:, rows].t(), heads[0][1]), heads[1:]
+        else:
+            out = self.weight.new_zeros(rows.stop - rows.start, self.weight.shape[1])
+        for grad, hidden in heads:
             out.addmm_(grad[:, rows].t(), hidden)
         ids, values = self._sorted_rows()
         lo, hi = torch.searchsorted(ids, torch.tensor([rows.start, rows.stop], device=ids.device)).tolist()
@@ -130,7 +134,7 @@ class FactoredGradient:
     def _sorted_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._sorted is None:
             width = self.weight.shape[1]
-            ids = torch.cat([r for r, _ in self.rows]) if self.rows else torch.empty(0, dtype=torch.long)
+            ids = torch.cat([r for r, _ in self.rows]) if self.rows else self.weight.new_empty(0, dtype=torch.long)
             values = torch.cat([v for _, v in self.rows]) if self.rows else self.weight.new_empty(0, width)
             order = ids.argsort(stable=True)
             self._sorted = (ids[order], values[order])

@@ -253,6 +253,7 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
                     step_loss += float(loss.detach())
                     step_ce += float(ce.detach()) * weight
                     step_div += float(div.detach()) * weight
+                    del ce, div, objective, loss  # the graph's nodes go now, not when the next step replaces them
 
             # update (or skip the step when nan_policy is skip and something was not finite)
             grad_norm = clip_gradients(accelerator, model, cfg, tied) if finite else float("nan")

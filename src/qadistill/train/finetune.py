@@ -125,11 +125,13 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
                     labels, mask = batch.targets()
                     weight = window_weight(batch, window_tokens, accelerator.num_processes)
                     loss = answer_cross_entropy(logits, labels, mask) * weight
+                    del logits  # the loss keeps what its backward needs
                     loss_value = finite_everywhere(loss.detach(), accelerator)  # all processes skip, or none
                     if not (finite := check_finite(loss_value, "the loss", step, cfg, paths)):
                         break
                     accelerator.backward(loss)
                     step_loss += float(loss.detach())
+                    del loss  # the graph's nodes go now, not when the next step replaces them
 
             # update (or skip the step when nan_policy is skip and something was not finite)
             grad_norm = clip_gradients(accelerator, model, cfg, tied) if finite else float("nan")

@@ -94,8 +94,8 @@ class FactoredGradient:
     def add_head(self, grad: torch.Tensor, hidden: torch.Tensor) -> None:
         self.heads.append((grad.detach(), hidden.detach()))  # the saved input still has its grad_fn
         vocab, width = self.weight.shape
-        if sum(g.shape[0] for g, _ in self.heads) * (vocab + width) > vocab * width:
-            self._fold()
+        if self.dense is not None or sum(g.shape[0] for g, _ in self.heads) * (vocab + width) > vocab * width:
+            self._fold()  # never more than one dense gradient's worth of factors
 
     def add_rows(self, rows: torch.Tensor, values: torch.Tensor) -> None:
         self.rows.append((rows, values.detach()))
@@ -143,8 +143,8 @@ class FactoredGradient:
     @torch.no_grad()
     def norm(self) -> torch.Tensor:
         """The 2-norm of the whole gradient, block by block."""
-        squares = torch.stack([torch.linalg.vector_norm(self.block(rows)) for rows in self.blocks()])
-        return torch.linalg.vector_norm(squares)
+        block_norms = torch.stack([torch.linalg.vector_norm(self.block(rows)) for rows in self.blocks()])
+        return torch.linalg.vector_norm(block_norms)
 
     @torch.no_grad()
     def step(self, optimizer: Any) -> None:

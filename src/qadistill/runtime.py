@@ -26,17 +26,24 @@ M_MMAP_MAX = -4
 KEEP_UP_TO_BYTES = 2**31 - 1  # mallopt takes a C int: the heap is trimmed only when more than 2 GiB are free
 
 
+def _glibc():
+    """The C library, or None where it is not glibc on Linux (musl has neither mallopt nor malloc_trim)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Large allocations from the heap and no trimming (glibc `mallopt`); returns whether it was applied."""
     if os.environ.get(OPT_OUT, "1").strip().lower() in {"0", "false", "no", "off"}:
         return False
-    if not sys.platform.startswith("linux") or {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
+    if {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ) or (libc := _glibc()) is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO_BYTES))
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO_BYTES))
 
 
 def return_free_memory() -> bool:
@@ -46,11 +53,7 @@ def return_free_memory() -> bool:
     files, configs), and with `keep_freed_memory` nothing would return it. Pages handed back are faulted in again
     only if a later allocation reuses them.
     """
-    if not sys.platform.startswith("linux"):
+    if (libc := _glibc()) is None:
         return False
-    try:
-        malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    malloc_trim(0)
+    libc.malloc_trim(0)
     return True

@@ -37,11 +37,11 @@ def group_of(optimizer: Any, param: torch.Tensor) -> dict[str, Any]:
     raise ValueError("the parameter is not in any of the optimizer's groups")
 
 
-def adamw_state(optimizer: Any, param: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`optimizer.state[param]`, created as AdamW's `_init_group` creates it when it is still empty."""
+def adamw_state(optimizer: Any, param: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """`optimizer.state[param]` (`group`: its param group), created as AdamW's `_init_group` creates it when it is
+    still empty."""
     state = _unwrapped(optimizer).state[param]
     if not state:
-        group = group_of(optimizer, param)
         on_device = group.get("fused") or group.get("capturable")
         state["step"] = torch.zeros((), dtype=torch.float32, device=param.device) if on_device else torch.tensor(0.0)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -59,21 +59,21 @@ def allocate_adamw_state(optimizer: Any) -> None:
     for group in inner.param_groups:
         for param in group["params"]:
             if param.requires_grad:
-                adamw_state(inner, param)
+                adamw_state(inner, param, group)
 
 
-def begin_row_update(optimizer: Any, param: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Count one more step for `param` (as fused AdamW does before its kernel); returns its state."""
-    state = adamw_state(optimizer, param)
+def begin_row_update(optimizer: Any, param: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Count one more step for `param` (as fused AdamW does before its kernel); returns its state and group."""
+    group = group_of(optimizer, param)
+    state = adamw_state(optimizer, param, group)
     state["step"].add_(1)
-    return state
+    return state, group
 
 
 def update_rows(
-    optimizer: Any, param: torch.Tensor, state: dict[str, torch.Tensor], rows: slice, grad: torch.Tensor
+    param: torch.Tensor, state: dict[str, torch.Tensor], group: dict[str, Any], rows: slice, grad: torch.Tensor
 ) -> None:
     """AdamW update of `param[rows]` with `grad` (those rows' gradient), after `begin_row_update`."""
-    group = group_of(optimizer, param)
     beta1, beta2 = group["betas"]
     torch._fused_adamw_(
         [param.data[rows]],

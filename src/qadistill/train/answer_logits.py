@@ -45,9 +45,13 @@ LINEAR_HEAD_ARCHITECTURES = frozenset({"llama", "qwen2", "gpt_neox", "mistral"})
 backward): once the loss has read them, their storage may hold the gradient (`answer_objective(overwrite_logits)`)."""
 
 
+def _model_type(core: torch.nn.Module) -> str | None:
+    return getattr(getattr(core, "config", None), "model_type", None)
+
+
 def logits_storage_reusable(model: torch.nn.Module) -> bool:
     """Whether `model`'s answer logits may be overwritten after the loss has read them (see above)."""
-    return getattr(getattr(core_model(model), "config", None), "model_type", None) in LINEAR_HEAD_ARCHITECTURES
+    return _model_type(core_model(model)) in LINEAR_HEAD_ARCHITECTURES
 
 
 def _checkpointing(model: torch.nn.Module) -> bool:
@@ -64,8 +68,7 @@ def _last_positions_mlp_hooks(model: torch.nn.Module, keep: int) -> list[tuple[t
     core = core_model(model)
     layers = getattr(core.get_decoder(), "layers", None) if hasattr(core, "get_decoder") else None
     mlp = getattr(layers[-1], "mlp", None) if layers else None
-    model_type = getattr(getattr(core, "config", None), "model_type", None)
-    if model_type not in POSITIONWISE_AFTER_ATTENTION or not isinstance(mlp, torch.nn.Module):
+    if _model_type(core) not in POSITIONWISE_AFTER_ATTENTION or not isinstance(mlp, torch.nn.Module):
         return []
     if model.training and _checkpointing(core):
         return []

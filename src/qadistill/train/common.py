@@ -32,7 +32,7 @@ from qadistill.train.config import DistillJob, FinetuneJob, TrainConfig, fingerp
 from qadistill.train.distributed import check_launch
 from qadistill.train.offpolicy import STEP_KINDS
 from qadistill.train.signals import NonFiniteLoss, StopRequest, TrainingInterrupted
-from qadistill.train.tied_embedding import TiedGradient, clip_factor
+from qadistill.train.tied_embedding import TiedGradient, tied_embedding_gradient
 
 Job = FinetuneJob | DistillJob
 StepHook = Callable[[int, dict[str, Any]], None]
@@ -259,8 +259,26 @@ def clip_gradients(accelerator, model: torch.nn.Module, cfg: TrainConfig, tied: 
     norms = [factored.norm(), *([torch.nn.utils.get_total_norm(grads)] if grads else [])]
     total = torch.linalg.vector_norm(torch.stack(norms))
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-    factored.scale = clip_factor(float(total), max_norm)
+    factored.scale = _clip_factor(float(total), max_norm)
     return float(total)
+
+
+def _clip_factor(total_norm: float, max_norm: float) -> float:
+    """torch's `clip_grad_norm_` factor: max_norm / (norm + 1e-6), at most 1."""
+    return min(1.0, max_norm / (total_norm + 1e-6)) if math.isfinite(total_norm) else math.nan
+
+
+def cheaper_gradients(
+    raw_model: torch.nn.Module, optimizer, cfg: TrainConfig, *, sharded: str | None, single_process: bool
+) -> TiedGradient | None:
+    """The tied embedding's cheaper gradient (`train/tied_embedding.py`; factored in fp32, where it takes the
+    optimizer), never under FSDP/DeepSpeed (`sharded`)."""
+    if sharded:
+        return None
+    factored_ok = cfg.precision == "fp32"  # factored needs fp32 (no autocast)
+    return tied_embedding_gradient(
+        raw_model, single_process=single_process, optimizer=optimizer if factored_ok else None
+    )
 
 
 def finish_window(optimizer, tied: TiedGradient | None, *, apply: bool) -> None:

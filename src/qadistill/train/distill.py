@@ -33,6 +33,7 @@ from qadistill.train.common import (
     TrainLog,
     accumulating,
     build_optimizer,
+    cheaper_gradients,
     check_finite,
     checkpoint_due,
     clip_gradients,
@@ -70,7 +71,6 @@ from qadistill.train.distributed import (
 from qadistill.train.offpolicy import FRESH_STUDENT, REPLAY, AdaptiveOffPolicy, ReplayBuffer, sample_student_answers
 from qadistill.train.signals import graceful_stop
 from qadistill.train.teacher_cache import CachedTargets, CacheSetup, prepare_cache, resolve_cache_root
-from qadistill.train.tied_embedding import tied_embedding_gradient
 
 
 def load_student(job: DistillJob, teacher, teacher_tokenizer):
@@ -180,12 +180,7 @@ def run_distill(job: DistillJob, *, progress: bool = True, on_step: StepHook | N
     sharded = check_sharding(accelerator, cfg, resume=job.resume, off_policy=opc.enabled)  # FSDP / DeepSpeed / None
     model, optimizer = accelerator.prepare(student, optimizer)
     raw_model = accelerator.unwrap_model(model)
-    tied = None  # the tied embedding's gradient, where a cheaper form applies (train/tied_embedding.py)
-    if not sharded:
-        factored_ok = cfg.precision == "fp32"  # factored needs fp32 (no autocast) and takes the optimizer
-        tied = tied_embedding_gradient(
-            raw_model, single_process=accelerator.num_processes == 1, optimizer=optimizer if factored_ok else None
-        )
+    tied = cheaper_gradients(raw_model, optimizer, cfg, sharded=sharded, single_process=accelerator.num_processes == 1)
     state, replay_state, resumed = start_or_resume(job, paths, raw_model, optimizer)
     if not resumed:  # moments now, below the step's short-lived tensors (train/adamw_rows.py)
         allocate_adamw_state(optimizer)

@@ -21,6 +21,7 @@ from qadistill.train.common import (
     TrainLog,
     accumulating,
     build_optimizer,
+    cheaper_gradients,
     check_finite,
     checkpoint_due,
     clip_gradients,
@@ -57,7 +58,6 @@ from qadistill.train.distributed import (
 )
 from qadistill.train.offpolicy import GROUND_TRUTH
 from qadistill.train.signals import graceful_stop
-from qadistill.train.tied_embedding import tied_embedding_gradient
 
 
 def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook | None = None) -> dict[str, Any]:
@@ -85,12 +85,7 @@ def run_finetune(job: FinetuneJob, *, progress: bool = True, on_step: StepHook |
     sharded = check_sharding(accelerator, cfg, resume=job.resume)  # "FSDP" / "DeepSpeed" / None (1 process, DDP)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
-    tied = None  # the tied embedding's gradient, where a cheaper form applies (train/tied_embedding.py)
-    if not sharded:
-        factored_ok = cfg.precision == "fp32"  # factored needs fp32 (no autocast) and takes the optimizer
-        tied = tied_embedding_gradient(
-            raw_model, single_process=accelerator.num_processes == 1, optimizer=optimizer if factored_ok else None
-        )
+    tied = cheaper_gradients(raw_model, optimizer, cfg, sharded=sharded, single_process=accelerator.num_processes == 1)
     state, _, resumed = start_or_resume(job, paths, raw_model, optimizer)
     if not resumed:  # moments now, below the step's short-lived tensors (train/adamw_rows.py)
         allocate_adamw_state(optimizer)

@@ -26,7 +26,6 @@ Never under FSDP or DeepSpeed, which own the gradients.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -149,9 +148,9 @@ class FactoredGradient:
     @torch.no_grad()
     def step(self, optimizer: Any) -> None:
         """The AdamW update of the whole weight, block by block (after the optimizer's own step)."""
-        state = begin_row_update(optimizer, self.weight)
+        state, group = begin_row_update(optimizer, self.weight)
         for rows in self.blocks():
-            update_rows(optimizer, self.weight, state, rows, self.block(rows))
+            update_rows(self.weight, state, group, rows, self.block(rows))
 
     def clear(self) -> None:
         self.heads.clear()
@@ -253,14 +252,10 @@ def tied_embedding_gradient(
             sink = FactoredGradient(embedding.weight)
             tied = TiedGradient("factored", sink)
         else:
-            sink, tied = _GradientBuffer(embedding.weight), TiedGradient("in_place")
+            sink = _GradientBuffer(embedding.weight)
+            tied = TiedGradient("in_place")
         embedding.forward = functools.partial(_embedding_forward, embedding, sink)
         head.forward = functools.partial(_head_forward, head, sink)
         return tied
     embedding.sparse = True
     return TiedGradient("sparse")
-
-
-def clip_factor(total_norm: float, max_norm: float) -> float:
-    """torch's `clip_grad_norm_` factor: max_norm / (norm + 1e-6), at most 1."""
-    return min(1.0, max_norm / (total_norm + 1e-6)) if math.isfinite(total_norm) else math.nan

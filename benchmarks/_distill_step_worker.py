@@ -107,20 +107,24 @@ def summarize(
 def run_qadistill(spec: dict[str, Any], *, cached: bool = False) -> dict[str, Any]:
     """`cached`: distill from the project's teacher-logit cache (`distill.teacher_cache`, top-k log-probs + tail,
     sparse divergence) instead of the live teacher; the driver runs this twice, the first run builds the cache."""
-    import qadistill.models
     import qadistill.train.distill as distill_mod
+    import qadistill.train.setup as setup_mod
     from qadistill.train.batching import TokenizedExample
-    from qadistill.train.common import TrainingData
     from qadistill.train.config import DistillJob
+    from qadistill.train.data import TrainingData
 
-    for name in ("load_training_data", "write_run_files", "run_distill"):
-        if not hasattr(distill_mod, name):
-            raise RuntimeError(f"qadistill.train.distill has no {name}; update benchmarks/_distill_step_worker.py")
+    for module, name in (
+        (setup_mod, "load_training_data"),
+        (setup_mod, "write_run_files"),
+        (distill_mod, "check_same_tokenizer"),
+    ):
+        if not hasattr(module, name):
+            raise RuntimeError(f"{module.__name__} has no {name}; update benchmarks/_distill_step_worker.py")
     rows = spec["rows"]
     examples = [TokenizedExample(tuple(r["prompt"]), tuple(r["answer"]), id=f"bench-{i}") for i, r in enumerate(rows)]
     baseline: dict[str, float] = {}
     touched = {"models": 0, "expected": 0}
-    check_same_tokenizer = qadistill.models.check_same_tokenizer
+    check_same_tokenizer = distill_mod.check_same_tokenizer
 
     def check_and_touch(*args, **kwargs):  # run_distill passes (tokenizer, tokenizer, teacher, student)
         for model in args[2:]:
@@ -133,9 +137,9 @@ def run_qadistill(spec: dict[str, Any], *, cached: bool = False) -> dict[str, An
         log(f"models loaded, RSS {baseline['rss']:.0f} MB")
         return TrainingData(prepared=None, fmt={}, train=examples, validation=[])  # fmt: only the cache key reads it
 
-    qadistill.models.check_same_tokenizer = check_and_touch  # imported inside run_distill, at call time
-    distill_mod.load_training_data = load_rows
-    distill_mod.write_run_files = lambda *args, **kwargs: None
+    distill_mod.check_same_tokenizer = check_and_touch  # called by run_distill right after loading both models
+    setup_mod.load_training_data = load_rows
+    setup_mod.write_run_files = lambda *args, **kwargs: None
 
     total = spec["warmup"] + spec["steps"]
     ends: list[float] = []
@@ -329,10 +333,6 @@ def _version(package: str) -> str:
 def main() -> None:
     side, spec_path, out_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     spec = json.loads(spec_path.read_text("utf-8"))
-    # what the `qadistill` command does first; the driver opts TRL out unless --peer-malloc-tuning
-    from qadistill.runtime import keep_freed_memory
-
-    malloc_tuned = keep_freed_memory()
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -341,7 +341,6 @@ def main() -> None:
         raise SystemExit(f"unknown side {side!r}; use qadistill or trl")
     result = runners[side](spec)
     result["threads"] = torch.get_num_threads()
-    result["malloc_tuning"] = malloc_tuned
     out_path.write_text(json.dumps(result), "utf-8")
 
 

@@ -3,9 +3,9 @@
 The models have the real architectures (configs from `qadistill.models.KNOWN_MODELS`, the published config.json
 values) with random weights, the real tokenizers (`../shared/data/tokenizers`) and real QA prompts (the embedded
 demo-en questions, encoded like training data). A step is the training loop's step, built from the same functions
-(`qadistill.train.common`, `answer_logits`, `losses`): accelerate in bf16 autocast with fp32 master weights,
+(`qadistill.train.objectives`, `qadistill.train.optim`): bf16 autocast with fp32 master weights,
 AdamW, SDPA attention, the LM head on the answer positions only. Distillation adds the frozen teacher in bf16
-(Pythia-1B for Pythia-410M, Qwen2.5-1.5B for Qwen2.5-0.5B) and the skew reverse KL.
+(Pythia-1B for Pythia-410M, Qwen2.5-1.5B for Qwen2.5-0.5B) and the skew reverse KL (the chunked objective).
 
 Each measurement runs `--warmup` steps, then times `--steps` steps (CUDA synchronised) and reports the median step
 time, tokens/s (non-padding tokens of the batch), answer tokens/s and the peak CUDA memory
@@ -92,29 +92,14 @@ def qa_batches(tokenizer, batch_size: int, max_prompt_tokens: int, count: int):
 # ----------------------------------------------------------------------------------------------------- steps
 
 
-def train_step(accelerator, model, optimizer, batch, cfg, teacher=None, vocab: int = 0) -> float:
-    """One optimizer step on one micro-batch, as in `finetune.py` / `distill.py` (teacher given: distillation)."""
-    from qadistill.losses import answer_cross_entropy, distillation_loss, get_divergence
-    from qadistill.train.answer_logits import answer_logits
-    from qadistill.train.common import clip_gradients, lr_at, set_lr, window_answer_tokens, window_weight
+def train_step(accelerator, model, optimizer, batch, cfg, objective) -> float:
+    """One optimizer step on one micro-batch with the training loop's objective (`qadistill.train.objectives`)."""
+    from qadistill.train.optim import clip_gradients, lr_at, set_lr
+    from qadistill.train.sources import MicroBatch
 
-    batch = batch.to(accelerator.device)
-    window_tokens = window_answer_tokens([batch], accelerator)
-    set_lr(optimizer, lr_at(0, cfg))
-    if teacher is not None:
-        with torch.inference_mode():
-            teacher_logits = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)
-        teacher_logits = teacher_logits[..., :vocab].clone()
-    logits = answer_logits(model, batch.input_ids, batch.attention_mask, batch.answer_len)
-    labels, mask = batch.targets()
-    weight = window_weight(batch, window_tokens, accelerator.num_processes)
-    if teacher is None:
-        loss = answer_cross_entropy(logits, labels, mask) * weight
-    else:
-        ce = answer_cross_entropy(logits, labels, mask)
-        div = get_divergence("srkl")(logits[..., :vocab], teacher_logits, mask, alpha=0.1)
-        loss = distillation_loss(ce, div, 1.0) * weight
-    accelerator.backward(loss)
+    set_lr(optimizer, lr_at(0, cfg, cfg.max_steps))
+    loss = objective(model, MicroBatch("ground_truth", batch.to(accelerator.device))).loss
+    accelerator.backward(loss)  # one micro-batch per step: its loss is the window's
     clip_gradients(accelerator, model, cfg)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -129,8 +114,9 @@ def synchronize(device: str) -> None:
 def measure(args, family: str, mode: str) -> dict[str, Any]:
     """Build the student (and teacher), run warm-up and timed steps; the numbers of one (family, mode)."""
     from qadistill.models import load_real_tokenizer, param_count
-    from qadistill.train.common import build_optimizer, make_accelerator, prepare_trainable
-    from qadistill.train.config import TrainConfig
+    from qadistill.train.config import DistillConfig, TrainConfig
+    from qadistill.train.objectives import AnswerCE, AnswerDistillation
+    from qadistill.train.optim import build_optimizer, make_accelerator, prepare_trainable
 
     student_name, teacher_name = PAIRS[family]
     cuda = args.device.startswith("cuda")
@@ -141,7 +127,7 @@ def measure(args, family: str, mode: str) -> dict[str, Any]:
         max_steps=100, batch_size=args.batch_size, lr=1e-5, precision=args.precision, eval_interval=0
     )  # lr 1e-5: random weights stay finite
     tokenizer = load_real_tokenizer(family, tokenizers_dir())
-    accelerator = make_accelerator(cfg.precision)
+    accelerator = make_accelerator()
     log(f"{family} {mode}: building {student_name}{' (tiny)' if args.tiny else ''}")
     model = build_model(
         family, student_name, "student", tokenizer, tiny=args.tiny, device=args.device, dtype=torch.float32
@@ -158,12 +144,17 @@ def measure(args, family: str, mode: str) -> dict[str, Any]:
         )
         teacher = teacher.requires_grad_(False).eval()
         teacher_params = param_count(teacher)
+    if teacher is None:
+        objective = AnswerCE(cfg.precision)
+    else:
+        distill = DistillConfig(divergence="srkl", off_policy={"enabled": False})
+        objective = AnswerDistillation(distill, vocab, teacher=teacher, precision=cfg.precision)
     batches = qa_batches(tokenizer, args.batch_size, args.max_prompt_tokens, args.warmup + args.steps)
     times = []
     for i, batch in enumerate(batches):
         synchronize(args.device)
         started = time.perf_counter()
-        loss = train_step(accelerator, model, optimizer, batch, cfg, teacher, vocab)
+        loss = train_step(accelerator, model, optimizer, batch, cfg, objective)
         synchronize(args.device)
         if i >= args.warmup:
             times.append(time.perf_counter() - started)

@@ -1,38 +1,33 @@
 """Batched greedy answer generation: left padding, KV cache, stop at newline or EOS, bounded new tokens.
 
 Prompt processing (prefill) is most of an evaluation's work: a QA prompt has hundreds of tokens, an answer a few.
-On the CPU (`prefill="auto"` or `"per_prompt"`), `qadistill.prefill` runs every prompt at its exact length and
-each shared prefix once (the instructions of all prompts; the context of questions on the same paragraph), and
-`qadistill.decode` decodes the batch on a preallocated cache, dropping rows as they stop. On a GPU, where one
-prompt leaves the device mostly idle, prompts are prefilled in length-sorted, padded batches and decoded with
-transformers' `generate` (`prefill="batched"`), which is also the path for models whose generation config changes
-greedy search (a repetition penalty, ...) and for caches with sliding windows.
+On the CPU (`prefill="auto"` or `"per_prompt"`), `qadistill.prefix_decoding` runs every prompt at its exact length
+and each shared prefix once (the instructions of all prompts; the context of questions on the same paragraph), then
+decodes the batch, dropping rows as they stop. On a GPU, where one prompt leaves the device mostly idle, prompts are
+prefilled in length-sorted, padded batches and decoded with transformers' `generate` (`prefill="batched"`), which
+is also the path for models whose generation config changes greedy search (a repetition penalty, ...) and for
+caches with sliding windows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
-from qadistill.decode import greedy_decode, plain_greedy
-from qadistill.prefill import decode_order, group_by_prefix, prefill_batch, run_prefix, shared_prefix_length
+from qadistill.config import GenerationConfig
+from qadistill.prefix_decoding import (
+    decode_order,
+    greedy_decode,
+    group_by_prefix,
+    plain_greedy,
+    prefill_batch,
+    run_prefix,
+    shared_prefix_length,
+)
 from qadistill.tokenize import left_pad, prompt_ids
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Decoding settings. Answers are short spans, so a small `max_new_tokens` bounds the cost of a rambling model."""
-
-    batch_size: int = 32
-    """Sequences decoded together (on the CPU each decoding step reads all weights once for the whole batch)."""
-    max_new_tokens: int = 32
-    prefill: Literal["auto", "per_prompt", "batched"] = "auto"
-    """auto: per prompt (over the shared prefix's cache) on the CPU, batched elsewhere."""
 
 
 @lru_cache(maxsize=8)
@@ -60,7 +55,7 @@ def generate_answers(
     model,
     tokenizer,
     prompts: Sequence[str],
-    settings: GenerationSettings = GenerationSettings(),
+    settings: GenerationConfig | None = None,
     *,
     progress: bool = True,
 ) -> list[str]:
@@ -68,12 +63,13 @@ def generate_answers(
 
     Each sequence stops at EOS or its first newline, after at most `settings.max_new_tokens` tokens.
     """
+    settings = settings if settings is not None else GenerationConfig()
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     stops = stop_token_ids(tokenizer, model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     per_prompt = settings.prefill == "per_prompt" or (settings.prefill == "auto" and device.type == "cpu")
-    if per_prompt and plain_greedy(model, stops=stops, pad_id=pad_id, max_new_tokens=settings.max_new_tokens):
+    if per_prompt and plain_greedy(model):
         tokens = _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress)
     else:
         tokens = _generate_tokens(model, encoded, settings, stops, pad_id, device, progress)
@@ -87,7 +83,7 @@ def _batches(order: list[int], size: int, progress: bool):
 
 
 def _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress) -> list[list[int]]:
-    """Prefill per prompt over shared prefixes, decode with `qadistill.decode`, batch by batch."""
+    """Prefill per prompt over shared prefixes, then greedy decoding (`qadistill.prefix_decoding`), batch by batch."""
     if not encoded:
         return []
     root = run_prefix(model, encoded[0][: shared_prefix_length(encoded)], device)
@@ -95,19 +91,15 @@ def _per_prompt_tokens(model, encoded, settings, stops, pad_id, device, progress
     outputs: list[list[int]] = [[] for _ in encoded]
     for batch in _batches(order, settings.batch_size, progress):
         prompts = [encoded[i] for i in batch]
-        prefilled = prefill_batch(model, prompts, root, settings.max_new_tokens, device)
-        if prefilled is None:  # no plain static cache for this model
-            generated = _generate_tokens(model, prompts, settings, stops, pad_id, device, progress=False)
-        else:
-            generated = greedy_decode(
-                model,
-                prefilled,
-                [p[-1] for p in prompts],
-                [len(p) for p in prompts],
-                stops=stops,
-                max_new_tokens=settings.max_new_tokens,
-                device=device,
-            )
+        generated = greedy_decode(
+            model,
+            prefill_batch(model, prompts, root, device, settings.max_new_tokens),
+            [p[-1] for p in prompts],
+            [len(p) for p in prompts],
+            stops=stops,
+            max_new_tokens=settings.max_new_tokens,
+            device=device,
+        )
         for index, tokens in zip(batch, generated, strict=True):
             outputs[index] = tokens
     return outputs

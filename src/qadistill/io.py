@@ -1,15 +1,22 @@
-"""Atomic file writes: a reader never sees a half-written result, checkpoint or split file."""
+"""Atomic file writes: a reader never sees a half-written result, checkpoint or split file.
+
+Also what every command that writes a folder shares: failures of the file system as one line naming the path
+(`WriteError`), an exclusive lock on an output folder (`run_lock`), and removal of what killed writes left behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +45,37 @@ _FILE_MODE, _DIR_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 
 def _write_error(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+# Libraries that write files natively report the OS error in their own exception type: safetensors (Rust) as
+# "... No space left on device (os error 28)"; torch's zip writer as a RuntimeError raised while the OSError of
+# the file object it writes to is being handled.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def os_error_of(exc: BaseException) -> OSError | None:
+    """The file system error behind `exc` (itself, its cause or context, or a native library's message)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return current
+        match = _RUST_OS_ERROR.search(str(current))
+        if match:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _full(folder: Path) -> bool:
+    """No space left for an unprivileged writer on `folder`'s file system (a native writer that hid the error)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
 
 
 def ensure_dir(path: str | Path) -> Path:
@@ -94,7 +132,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise _write_error(path, exc) from None
     tmp.chmod(_DIR_MODE)
     try:
-        yield tmp
+        try:
+            yield tmp
+            _usual_modes(tmp)
+        except QADistillError:
+            raise
+        except Exception as exc:  # what the writers raised: a full disk is one line naming the folder
+            cause = os_error_of(exc) or (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if _full(tmp) else None)
+            if cause is None:
+                raise
+            raise _write_error(path, cause) from None
         if path.exists():
             # One atomic swap where the OS has it: two renames would leave a moment with no `path` at all, and a
             # kill in that moment would make a resumed run find no checkpoint and silently start over.
@@ -111,6 +158,75 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _usual_modes(folder: Path) -> None:
+    """Files as readable as anything else the user writes: some writers (transformers' safetensors shards) make
+    them 0600 through a temporary file."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            os.chmod(os.path.join(root, name), _FILE_MODE)
+
+
+# Temporary entries of `atomic_write_text` / `atomic_dir` (`.<name>.<random>.tmp`) and the fallback swap's
+# `.<name>.old`: what a process killed in the middle of a write leaves behind.
+_TEMP_NAME = re.compile(r"^\.(.+)\.(?:[a-z0-9_]+\.tmp|old)$")
+
+
+def remove_stale_temps(folder: str | Path, names: Collection[str] | None = None) -> list[Path]:
+    """Remove what killed writes left directly in `folder` (only those of outputs called `names`, if given);
+    call it only while holding the folder's lock. Returns what was removed. Never recursive.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMP_NAME.match(entry.name)
+        if not match or (names is not None and match.group(1) not in names) or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+LOCK_FILE = ".run.lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path, holder: str = "qadistill run") -> Iterator[None]:
+    """Hold an exclusive lock on an output folder; a second writer to the same folder fails at once.
+
+    The lock is an flock, released by the OS when the process ends however it ends, so a killed run never
+    leaves a stale lock behind. The lock file names its holder (`holder` and the process id) for the message a
+    second writer gets. `folder` must exist.
+    """
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    try:
+        handle = path.open("a+")
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise QADistillError(
+                f"output folder {folder} is in use by another qadistill process ({owner}); wait for it or use "
+                "another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{holder}, pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 _RENAME_EXCHANGE = 2

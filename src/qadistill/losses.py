@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _working_dtype(dtype: torch.dtype) -> torch.dtype:
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
     """fp32 for everything except float64, which is kept (lets tests use gradcheck)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -74,25 +74,25 @@ def _neg_big(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).min
 
 
-def _as_bool_mask(mask: torch.Tensor, leading_shape: torch.Size, what: str) -> torch.Tensor:
+def as_bool_mask(mask: torch.Tensor, leading_shape: torch.Size, what: str) -> torch.Tensor:
     if tuple(mask.shape) != tuple(leading_shape):
         raise ValueError(f"mask has shape {tuple(mask.shape)} but {what} has leading shape {tuple(leading_shape)}")
     return mask if mask.dtype == torch.bool else mask != 0
 
 
-def _check_temperature(temperature: float) -> None:
+def check_temperature(temperature: float) -> None:
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
 
 
-def _check_weight(name: str, value: float) -> None:
+def check_weight(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
-def _scaled_logits(selected: torch.Tensor, temperature: float) -> torch.Tensor:
+def scaled_logits(selected: torch.Tensor, temperature: float) -> torch.Tensor:
     """(N, V) selected logits -> fp32 logits / T with -inf replaced by the finite stand-in for log 0."""
-    z = selected.to(_working_dtype(selected.dtype))
+    z = selected.to(working_dtype(selected.dtype))
     if temperature != 1.0:
         z = z / temperature
     return z.clamp(min=_neg_big(z.dtype))  # only -inf moves (NaN stays NaN); its gradient is 0, as masking
@@ -126,18 +126,18 @@ def _rows_reverse_kl(lq: torch.Tensor, lp: torch.Tensor) -> torch.Tensor:
 
 
 def _rows_skl(lq: torch.Tensor, lp: torch.Tensor, alpha: float = 0.1) -> torch.Tensor:
-    _check_weight("alpha", alpha)
+    check_weight("alpha", alpha)
     return _kl_rows(lp, _log_mix(lp, lq, alpha))
 
 
 def _rows_srkl(lq: torch.Tensor, lp: torch.Tensor, alpha: float = 0.1) -> torch.Tensor:
-    _check_weight("alpha", alpha)
+    check_weight("alpha", alpha)
     # The mixture keeps its dependence on q: the gradient flows through both arguments of the KL.
     return _kl_rows(lq, _log_mix(lq, lp, alpha))
 
 
 def _rows_jsd(lq: torch.Tensor, lp: torch.Tensor, beta: float = 0.5) -> torch.Tensor:
-    _check_weight("beta", beta)
+    check_weight("beta", beta)
     lm = _log_mix(lp, lq, beta)
     return beta * _kl_rows(lp, lm) + (1.0 - beta) * _kl_rows(lq, lm)
 
@@ -164,16 +164,16 @@ def _dense(
     temperature: float,
     **params: Any,
 ) -> torch.Tensor:
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} "
             "differ in shape (slice both to the shared vocabulary first)"
         )
-    mask = _as_bool_mask(mask, student_logits.shape[:-1], "the logits")
-    lq = F.log_softmax(_scaled_logits(student_logits[mask], temperature), dim=-1)
+    mask = as_bool_mask(mask, student_logits.shape[:-1], "the logits")
+    lq = F.log_softmax(scaled_logits(student_logits[mask], temperature), dim=-1)
     with torch.no_grad():
-        lp = F.log_softmax(_scaled_logits(teacher_logits.detach()[mask], temperature), dim=-1).to(lq.dtype)
+        lp = F.log_softmax(scaled_logits(teacher_logits.detach()[mask], temperature), dim=-1).to(lq.dtype)
     return _mean_rows(kernel(lq, lp, **params))
 
 
@@ -267,7 +267,7 @@ def _sparse(
     teacher_tail_logprobs: torch.Tensor | None,
     **params: Any,
 ) -> torch.Tensor:
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if teacher_topk_ids.shape != teacher_topk_logprobs.shape:
         raise ValueError(
             f"teacher top-k ids {tuple(teacher_topk_ids.shape)} and log-probs "
@@ -281,10 +281,10 @@ def _sparse(
     vocab_size, k = student_logits.shape[-1], teacher_topk_ids.shape[-1]
     if not 1 <= k <= vocab_size:
         raise ValueError(f"top-k size {k} must be between 1 and the vocabulary size {vocab_size}")
-    mask = _as_bool_mask(mask, student_logits.shape[:-1], "the logits")
+    mask = as_bool_mask(mask, student_logits.shape[:-1], "the logits")
 
     ids = teacher_topk_ids[mask].long()
-    z = _scaled_logits(student_logits[mask], temperature)
+    z = scaled_logits(student_logits[mask], temperature)
     neg_big = _neg_big(z.dtype)
     lse_all = torch.logsumexp(z, dim=-1, keepdim=True)
     ls_k = z.gather(-1, ids) - lse_all
@@ -299,7 +299,7 @@ def _sparse(
         lt_k = teacher_topk_logprobs.detach()[mask].to(z.dtype)
         lt_k = lt_k.masked_fill(torch.isneginf(lt_k), neg_big)
         if teacher_tail_logprobs is not None:
-            _as_bool_mask(teacher_tail_logprobs, student_logits.shape[:-1], "the logits (teacher tail)")
+            as_bool_mask(teacher_tail_logprobs, student_logits.shape[:-1], "the logits (teacher tail)")
             lt_tail = teacher_tail_logprobs.detach()[mask].to(z.dtype).unsqueeze(-1)
             lt_tail = lt_tail.masked_fill(torch.isneginf(lt_tail), neg_big)
         else:
@@ -531,13 +531,21 @@ def answer_cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor, mas
     No shifting happens here: ``labels[..., t]`` must be the token that ``student_logits[..., t, :]`` predicts, and
     must be a valid id wherever ``mask`` is true. An empty mask gives 0, attached to the graph.
     """
-    mask = _as_bool_mask(mask, student_logits.shape[:-1], "the logits")
+    mask = as_bool_mask(mask, student_logits.shape[:-1], "the logits")
     if labels.shape != mask.shape:
         raise ValueError(f"labels have shape {tuple(labels.shape)}, expected {tuple(mask.shape)}")
     z = student_logits[mask]
-    z = z.to(_working_dtype(z.dtype))
+    z = z.to(working_dtype(z.dtype))
     total = F.cross_entropy(z, labels[mask].long(), reduction="sum")
     return total / max(z.shape[0], 1)
+
+
+@overload
+def distillation_loss(ce_loss: torch.Tensor, divergence_value: torch.Tensor, kd_ratio: float) -> torch.Tensor: ...
+
+
+@overload
+def distillation_loss(ce_loss: float, divergence_value: float, kd_ratio: float) -> float: ...
 
 
 def distillation_loss(
@@ -548,7 +556,7 @@ def distillation_loss(
     At kd_ratio 0 or 1 the unused term is dropped rather than multiplied by 0 (so an infinite term cannot
     turn the loss into NaN).
     """
-    _check_weight("kd_ratio", kd_ratio)
+    check_weight("kd_ratio", kd_ratio)
     if kd_ratio == 0.0:
         return ce_loss
     if kd_ratio == 1.0:

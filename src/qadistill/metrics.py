@@ -27,13 +27,13 @@ DATASETS: tuple[str, ...] = ("squad_v2", "mlqa")
 # ---------------------------------------------------------------------------------------------------------
 
 _SQUAD_PUNCT = frozenset(string.punctuation)  # ASCII only: "„Größe“" keeps its quotes in SQuAD v2.0
+_SQUAD_PUNCT_TABLE = str.maketrans("", "", string.punctuation)
 _SQUAD_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
 def normalize_answer(s: str) -> str:
     """SQuAD v2.0 normalization: lower-case, drop ASCII punctuation, drop a/an/the, collapse whitespace."""
-    text = s.lower()
-    text = "".join(ch for ch in text if ch not in _SQUAD_PUNCT)
+    text = s.lower().translate(_SQUAD_PUNCT_TABLE)
     text = _SQUAD_ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -52,8 +52,10 @@ def compute_exact(a_gold: str, a_pred: str) -> int:
 
 def compute_f1(a_gold: str, a_pred: str) -> float:
     """SQuAD v2.0 token F1; when either side has no tokens it is 1 if both have none, else 0."""
-    gold_toks = get_tokens(a_gold)
-    pred_toks = get_tokens(a_pred)
+    return _squad_f1(get_tokens(a_gold), get_tokens(a_pred))
+
+
+def _squad_f1(gold_toks: list[str], pred_toks: list[str]) -> float:
     if not gold_toks or not pred_toks:
         return int(gold_toks == pred_toks)
     num_same = sum((Counter(gold_toks) & Counter(pred_toks)).values())
@@ -145,8 +147,10 @@ def mlqa_exact(gold: str, pred: str, lang: str) -> int:
 
 def mlqa_f1(gold: str, pred: str, lang: str) -> float:
     """MLQA token F1: 0 whenever there is no overlap, even when both sides normalize to nothing."""
-    pred_toks = mlqa_normalize_answer(pred, lang).split()
-    gold_toks = mlqa_normalize_answer(gold, lang).split()
+    return _mlqa_f1(mlqa_normalize_answer(gold, lang).split(), mlqa_normalize_answer(pred, lang).split())
+
+
+def _mlqa_f1(gold_toks: list[str], pred_toks: list[str]) -> float:
     num_same = sum((Counter(pred_toks) & Counter(gold_toks)).values())
     if num_same == 0:
         return 0
@@ -161,11 +165,28 @@ def mlqa_f1(gold: str, pred: str, lang: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _english_rouge_scorer() -> Any:
+def _porter() -> Any:
     # Imported lazily: rouge_score pulls in nltk, which only ROUGE-L needs.
-    from rouge_score import rouge_scorer
+    from nltk.stem import porter
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return porter.PorterStemmer()  # the stemmer of rouge_score's RougeScorer(use_stemmer=True)
+
+
+class _CachedStemmer:
+    """rouge_score's Porter stemmer with each word stemmed once: stemming dominates the cost of scoring a long
+    prediction, whose words repeat."""
+
+    @staticmethod
+    @lru_cache(maxsize=200_000)
+    def stem(word: str) -> str:
+        return _porter().stem(word)
+
+
+def english_rouge_tokens(text: str) -> list[str]:
+    """rouge_score's tokens (lower-cased [a-z0-9] runs, Porter-stemmed past 3 characters), stems cached."""
+    from rouge_score import tokenize
+
+    return tokenize.tokenize(text, _CachedStemmer())
 
 
 def rouge_tokens(text: str) -> list[str]:
@@ -177,6 +198,8 @@ def rouge_tokens(text: str) -> list[str]:
 
 
 def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    shared = set(a) & set(b)  # tokens in only one sequence are in no common subsequence: a long b shrinks to a few
+    a, b = [x for x in a if x in shared], [y for y in b if y in shared]
     prev = [0] * (len(b) + 1)
     for x in a:
         cur = [0]
@@ -186,16 +209,11 @@ def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
-def rouge_l(prediction: str, gold: str, *, lang: str = "en") -> float:
-    """ROUGE-L F-measure of one prediction against one gold.
+def _rouge_tokens(text: str, lang: str) -> list[str]:
+    return english_rouge_tokens(text) if lang == "en" else rouge_tokens(text)
 
-    English: exactly rouge_score's RougeScorer(['rougeL'], use_stemmer=True). Other languages: the same
-    LCS formula over `rouge_tokens` (no stemmer exists for them in rouge_score).
-    """
-    if lang == "en":
-        return float(_english_rouge_scorer().score(gold, prediction)["rougeL"].fmeasure)
-    pred_toks = rouge_tokens(prediction)
-    gold_toks = rouge_tokens(gold)
+
+def _lcs_fmeasure(pred_toks: Sequence[str], gold_toks: Sequence[str]) -> float:
     if not pred_toks or not gold_toks:
         return 0.0
     lcs = _lcs_length(gold_toks, pred_toks)
@@ -204,6 +222,21 @@ def rouge_l(prediction: str, gold: str, *, lang: str = "en") -> float:
     if precision + recall > 0:
         return 2 * precision * recall / (precision + recall)
     return 0.0
+
+
+def rouge_l(prediction: str, gold: str, *, lang: str = "en") -> float:
+    """ROUGE-L F-measure of one prediction against one gold.
+
+    English: exactly rouge_score's RougeScorer(['rougeL'], use_stemmer=True) (its tokenizer and LCS F-measure).
+    Other languages: the same LCS formula over `rouge_tokens` (no stemmer exists for them in rouge_score).
+    """
+    return _lcs_fmeasure(_rouge_tokens(prediction, lang), _rouge_tokens(gold, lang))
+
+
+def rouge_l_max(prediction: str, golds: Sequence[str], *, lang: str = "en") -> float:
+    """The best `rouge_l` over `golds`, tokenizing the prediction once (a long answer is not re-stemmed per gold)."""
+    pred_toks = _rouge_tokens(prediction, lang)
+    return max(_lcs_fmeasure(pred_toks, _rouge_tokens(gold, lang)) for gold in golds)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -244,14 +277,18 @@ def score_answer(prediction: str, golds: Sequence[str], *, dataset: Dataset, lan
     if not golds:
         hit = float(_abstains(prediction, dataset, lang))
         return {"exact_match": hit, "f1": hit, "rouge_l": hit}
+    # the prediction is normalized and tokenized once, not once per gold (a long answer made that quadratic-ish)
     if dataset == "squad_v2":
         squad_golds = squad_gold_answers(golds)
-        em = max(compute_exact(g, prediction) for g in squad_golds)
-        f1 = max(compute_f1(g, prediction) for g in squad_golds)
+        pred_norm = normalize_answer(prediction)
+        pred_toks = pred_norm.split() if prediction else []
+        em = max(int(normalize_answer(g) == pred_norm) for g in squad_golds)
+        f1 = max(_squad_f1(get_tokens(g), pred_toks) for g in squad_golds)
     else:
-        em = max(mlqa_exact(g, prediction, lang) for g in golds)
-        f1 = max(mlqa_f1(g, prediction, lang) for g in golds)
-    rl = max(rouge_l(prediction, g, lang=lang) for g in golds)
+        pred_norm = mlqa_normalize_answer(prediction, lang)
+        em = max(int(pred_norm == mlqa_normalize_answer(g, lang)) for g in golds)
+        f1 = max(_mlqa_f1(mlqa_normalize_answer(g, lang).split(), pred_norm.split()) for g in golds)
+    rl = rouge_l_max(prediction, golds, lang=lang)
     return {"exact_match": float(em), "f1": float(f1), "rouge_l": float(rl)}
 
 
@@ -312,3 +349,26 @@ def aggregate(records: Iterable[QuestionScore]) -> dict[str, float | int]:
             out.update({f"{prefix}_{k}": v for k, v in _group(group).items()})
     out["rouge_l"] = 100.0 * sum(r.rouge_l for r in records) / len(records)
     return out
+
+
+def abstention_scores(records: Sequence[QuestionScore], *, dataset: Dataset, lang: str = "en") -> dict[str, float]:
+    """How often the model abstained, and what a model that always abstains would score on the same questions.
+
+    `abstention_rate` (0-100) is the share of questions whose prediction normalizes to nothing under `dataset`'s
+    rules (a missing prediction is not counted as an abstention). `always_abstain_exact/_f1/_rouge_l` score the
+    empty answer against every question's golds with the same rules as the model: on SQuAD v2 that is the share
+    of unanswerable questions, on MLQA 0. A model that does not beat it on EM has learned nothing the report can
+    call retention.
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("no questions to score")
+    abstained = sum(1 for r in records if r.prediction is not None and _abstains(r.prediction, dataset, lang))
+    empty = [score_answer("", r.golds, dataset=dataset, lang=lang) for r in records]
+    total = len(records)
+    return {
+        "abstention_rate": 100.0 * abstained / total,
+        "always_abstain_exact": 100.0 * sum(s["exact_match"] for s in empty) / total,
+        "always_abstain_f1": 100.0 * sum(s["f1"] for s in empty) / total,
+        "always_abstain_rouge_l": 100.0 * sum(s["rouge_l"] for s in empty) / total,
+    }

@@ -11,9 +11,7 @@ vocabulary every (N, V) temporary of that composition (upcast, log-softmax of st
 differences, products and as many again in backward) is ~20 MB for 32 answer tokens, and a dozen of them are
 alive at once. Here they exist for `chunk_rows` rows at a time: each chunk's loss is differentiated right away
 (`torch.autograd.grad`) into one gradient buffer the size of the logits, which backward hands on. The chunks
-are small enough to stay in cache, so this is also faster on the CPU. A caller that will not read the logits
-again (`overwrite_logits=True`) lets that buffer be the logits' own storage: each chunk's rows are read before
-its gradient is written over them, and one (N, V) tensor fewer is alive.
+are small enough to stay in cache, so this is also faster on the CPU (measured with `benchmarks/distill_step.py`).
 
 The gradient is only computed when it will be used (grad mode on and logits that require grad).
 """
@@ -28,12 +26,12 @@ import torch.nn.functional as F
 
 from qadistill.losses import (
     ROW_KERNELS,
-    _as_bool_mask,
-    _check_temperature,
-    _check_weight,
-    _scaled_logits,
-    _working_dtype,
+    as_bool_mask,
+    check_temperature,
+    check_weight,
     distillation_loss,
+    scaled_logits,
+    working_dtype,
 )
 
 DEFAULT_CHUNK_ROWS = 4
@@ -62,7 +60,7 @@ class _PrecomputedGradient(torch.autograd.Function):
         return grad.mul_(grad_output.to(grad.dtype)), None, None
 
 
-def answer_objective(
+def answer_objective(  # noqa: PLR0913  the loss terms, then keyword-only loss options with defaults
     student_logits: torch.Tensor,
     labels: torch.Tensor,
     mask: torch.Tensor,
@@ -73,7 +71,6 @@ def answer_objective(
     temperature: float = 1.0,
     vocab: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    overwrite_logits: bool = False,
     **params: Any,
 ) -> ObjectiveTerms:
     """(1 - kd_ratio) * CE + kd_ratio * divergence, both means over the positions where `mask` is true.
@@ -82,15 +79,12 @@ def answer_objective(
     `answer_cross_entropy`. The divergence (a name from `qadistill.losses.DIVERGENCES`, with `params` such as
     `alpha` or `beta`) compares the first `vocab` columns (default: all) of student and teacher at `temperature`.
     The teacher may be an inference-mode tensor; it gets no gradient. Without a teacher, only CE (kd_ratio 0).
-    `overwrite_logits`: the gradient is written into `student_logits` (whose values are then gone); only for
-    logits that nothing else reads afterwards, backward included (a head op that saves its output, such as a
-    soft cap, would fail loudly in backward).
     """
-    _check_weight("kd_ratio", kd_ratio)
-    _check_temperature(temperature)
+    check_weight("kd_ratio", kd_ratio)
+    check_temperature(temperature)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    mask = _as_bool_mask(mask, student_logits.shape[:-1], "the logits")
+    mask = as_bool_mask(mask, student_logits.shape[:-1], "the logits")
     if labels.shape != mask.shape:
         raise ValueError(f"labels have shape {tuple(labels.shape)}, expected {tuple(mask.shape)}")
     kernel = _row_kernel(divergence, teacher_logits, kd_ratio)
@@ -110,39 +104,30 @@ def answer_objective(
     rows = mask.reshape(-1).nonzero().squeeze(1)
     n = max(rows.numel(), 1)
     want_grad = torch.is_grad_enabled() and student_logits.requires_grad
-    grad = _gradient_buffer(students, rows, overwrite_logits) if want_grad else None
+    grad = _gradient_buffer(students, rows) if want_grad else None
     sums = {key: students.new_zeros((), dtype=torch.float64) for key in ("loss", "ce", "div")}
     for chunk in rows.split(chunk_rows):
         z = students.index_select(0, chunk).requires_grad_(want_grad)
         with torch.enable_grad() if want_grad else torch.no_grad():
             ce, div = _chunk_terms(z, targets[chunk], teachers, chunk, kernel, width, temperature, params)
-            loss = distillation_loss(ce, div, kd_ratio) / n  # kd_ratio is 0 when there is no divergence
-            if want_grad:
+            loss = (ce if div is None else distillation_loss(ce, div, kd_ratio)) / n
+            if grad is not None:
                 (grad_rows,) = torch.autograd.grad(loss, z)
                 grad.index_copy_(0, chunk, grad_rows)
         sums["loss"] += loss.detach().double()
         sums["ce"] += ce.detach().double()
         if div is not None:
             sums["div"] += div.detach().double()
-    working = _working_dtype(students.dtype)
+    working = working_dtype(students.dtype)
     value = sums["loss"].to(working)
-    if want_grad:
+    if grad is not None:
         value = _PrecomputedGradient.apply(student_logits, value, grad.view_as(student_logits))
     div_mean = (sums["div"] / n).to(working) if kernel is not None else None
     return ObjectiveTerms(value, (sums["ce"] / n).to(working), div_mean)
 
 
-def _gradient_buffer(students: torch.Tensor, rows: torch.Tensor, overwrite: bool) -> torch.Tensor:
-    """(N, V) buffer for the logits' gradient: the selected rows are written chunk by chunk, the others are 0.
-
-    With `overwrite` it is `students` itself, its unselected rows zeroed now (the loop reads selected rows only).
-    """
-    if overwrite and rows.numel() == students.shape[0]:
-        return students
-    if overwrite:
-        unselected = torch.ones(students.shape[0], dtype=torch.bool, device=students.device)
-        unselected[rows] = False
-        return students.masked_fill_(unselected.unsqueeze(1), 0.0)
+def _gradient_buffer(students: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(N, V) buffer for the logits' gradient: the selected rows are written chunk by chunk, the others are 0."""
     if rows.numel() == students.shape[0]:  # every row selected (the common case): nothing to zero
         return torch.empty_like(students)
     return torch.zeros_like(students)
@@ -171,11 +156,11 @@ def _chunk_terms(
     params: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sums over the chunk's rows of CE and of the divergence (None without a kernel)."""
-    if kernel is None:
+    if kernel is None or teachers is None:
         return _ce_sum(z, targets), None
-    lq = F.log_softmax(_scaled_logits(z[:, :width], temperature), dim=-1)
+    lq = F.log_softmax(scaled_logits(z[:, :width], temperature), dim=-1)
     with torch.no_grad():
-        lp = F.log_softmax(_scaled_logits(teachers.index_select(0, chunk)[:, :width], temperature), dim=-1)
+        lp = F.log_softmax(scaled_logits(teachers.index_select(0, chunk)[:, :width], temperature), dim=-1)
     div = kernel(lq, lp.to(lq.dtype), **params).sum()
     if temperature == 1.0 and width == z.shape[-1]:  # CE from the same log-softmax
         picked = lq.gather(1, targets.unsqueeze(1)).squeeze(1)
@@ -185,4 +170,4 @@ def _chunk_terms(
 
 
 def _ce_sum(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(z.to(_working_dtype(z.dtype)), targets, reduction="sum")
+    return F.cross_entropy(z.to(working_dtype(z.dtype)), targets, reduction="sum")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from qadistill.errors import QADistillError
+from qadistill.yaml_safe import load_yaml
 
 _KEY = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -25,9 +26,11 @@ def parse_scalar(text: str) -> Any:
     returned as a float, which is what a user typing `train.lr=1e-4` means.
     """
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = load_yaml(text, "the value") if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ValueError(f"cannot parse {text!r} as a YAML value: {str(exc).splitlines()[0]}") from None
+    except QADistillError as exc:  # an alias bomb
+        raise ValueError(str(exc)) from None
     return _yaml11_floats(value)
 
 

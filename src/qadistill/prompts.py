@@ -234,6 +234,8 @@ def _answer_span(example: QAExample) -> tuple[int, int] | None:
     if example.is_impossible:
         return None
     answer = example.answers[0]
+    if answer.start is None:
+        return None
     return (answer.start, answer.start + len(answer.text))
 
 
@@ -262,7 +264,7 @@ def build_prompt(
     budget = fmt.max_prompt_tokens - _count_tokens(tokenizer, skeleton) - 2  # margin for tokens merging at joins
     context_tokens = _count_tokens(tokenizer, example.context)
     demo_context = ""
-    if demo_fields:
+    if demo_fields and demo is not None:  # demo_fields is set only with a demonstration
         demo_tokens = _count_tokens(tokenizer, demo_fields[0])
         demo_budget = min(demo_tokens, max(0, budget - context_tokens), budget // 3)
         demo_context = truncate_context(tokenizer, demo_fields[0], demo_budget, _answer_span(demo))

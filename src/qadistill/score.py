@@ -1,8 +1,9 @@
 """The `score` command: score a predictions file against an official SQuAD v2.0 / MLQA data file.
 
 It scores the given answer texts as they are, the way the official evaluation scripts do, so its numbers can be
-compared with published ones. Predictions come either as the official JSON object {question id: answer text}
-or as our `predictions.jsonl` (one JSON object per line with at least "id" and "answer").
+compared with published ones. Predictions come as the official JSON object {question id: answer text}, as our
+`predictions.jsonl` (one JSON object per line with at least "id" and "answer"), or as lm-evaluation-harness's
+`--log_samples` file of a task written by `qadistill export-lm-eval` (its raw generations get our post-processing).
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from typing import Any
 
 from qadistill.data.readers import detect_dataset_kind, load_json_file, read_qa_file
 from qadistill.errors import QADistillError
-from qadistill.metrics import MLQA_LANGS, QuestionScore, aggregate, score_question
+from qadistill.metrics import MLQA_LANGS, QuestionScore, abstention_scores, aggregate, score_question
+from qadistill.prompts import PromptFormat, postprocess_generation
 
 logger = logging.getLogger("qadistill.score")
+
+TASK_KEY = "qadistill_task"
+"""Key in every question `qadistill export-lm-eval` writes: how an lm-eval sample of our task is recognised."""
 
 
 def read_predictions(path: Path) -> dict[str, str]:
@@ -79,6 +84,8 @@ def _read_jsonl_predictions(path: Path) -> dict[str, str]:
             raise QADistillError(f"{path}: line {lineno}: malformed JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise QADistillError(f"{path}: line {lineno}: expected a JSON object, got a JSON {_json_type(obj)}")
+        if is_samples_record(obj):
+            obj = dict(zip(("id", "answer"), sample_answer(obj, f"{path}: line {lineno}"), strict=True))
         for key in ("id", "answer"):
             if key not in obj:
                 raise QADistillError(f"{path}: line {lineno}: missing key '{key}'")
@@ -94,6 +101,32 @@ def _read_jsonl_predictions(path: Path) -> dict[str, str]:
         preds[qid] = obj["answer"]
         first_line[qid] = lineno
     return preds
+
+
+def is_samples_record(obj: dict[str, Any]) -> bool:
+    """Whether a JSON line is one of lm-eval's `--log_samples` records rather than one of our predictions."""
+    return "doc_id" in obj and "doc" in obj and ("filtered_resps" in obj or "resps" in obj)
+
+
+def answer_of(doc: dict[str, Any], generation: str) -> str:
+    """Our post-processing of a raw generation for an exported question (first line, stripped, abstain -> "")."""
+    return postprocess_generation(generation, PromptFormat(lang=doc.get("lang", "en")))
+
+
+def sample_answer(obj: dict[str, Any], where: str) -> tuple[str, str]:
+    """(question id, answer) of one lm-eval sample of an exported task; another task's sample is refused."""
+    doc = obj.get("doc")
+    if not isinstance(doc, dict) or TASK_KEY not in doc or not isinstance(doc.get("id"), str):
+        raise QADistillError(
+            f"{where}: a sample of another lm-eval task (its doc has no {TASK_KEY!r}); only samples of a task "
+            "written by qadistill export-lm-eval can be scored"
+        )
+    responses = obj.get("filtered_resps") or obj.get("resps")
+    while isinstance(responses, list) and responses:
+        responses = responses[0]
+    if not isinstance(responses, str):
+        raise QADistillError(f"{where}: the sample of question {doc['id']!r} has no generated text")
+    return doc["id"], answer_of(doc, responses)
 
 
 def _official_golds(path: Path) -> list[tuple[str, list[str]]]:
@@ -128,10 +161,11 @@ def score_files(data_path: Path, predictions_path: Path, *, lang: str | None = N
     (`dev-context-de-question-de.json` -> "de"), else "en".
 
     Returns the official SQuAD v2.0 report on a 0-100 scale (exact, f1, total, HasAns_*, NoAns_*), rouge_l,
-    and `missing`: how many questions had no prediction. Like the MLQA and SQuAD v1.1 scripts, a question
-    without a prediction scores 0 and counts in the totals (the SQuAD v2.0 script prints
-    "Missing prediction for ..." and then fails); a warning names the first ones. Predictions for ids not in
-    the data file are ignored, as the official scripts do.
+    the abstention rate and the always-abstain baseline (`metrics.abstention_scores`), and `missing`: how many
+    questions had no prediction. Like the MLQA and SQuAD v1.1 scripts, a question without a prediction scores 0
+    and counts in the totals (the SQuAD v2.0 script prints "Missing prediction for ..." and then fails); a
+    warning names the first ones. Predictions for ids not in the data file are ignored, as the official scripts
+    do.
     """
     data_path = Path(data_path)
     predictions_path = Path(predictions_path)
@@ -168,6 +202,6 @@ def score_files(data_path: Path, predictions_path: Path, *, lang: str | None = N
             len(records),
             shown,
         )
-    result = aggregate(records)
+    result = {**aggregate(records), **abstention_scores(records, dataset=kind, lang=answer_lang)}
     result["missing"] = len(missing)
     return result

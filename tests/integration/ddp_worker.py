@@ -25,33 +25,33 @@ from pathlib import Path
 from typing import Any
 
 
-def nan_on_call(function, call: int):
-    """`function`, except that its `call`-th result is NaN."""
+def nan_on_call(objective_call, call: int):
+    """An objective's `__call__`, except that the loss of its `call`-th call is NaN."""
     calls = {"n": 0}
 
-    def patched(*args, **kwargs):
+    def patched(self, *args, **kwargs):
         calls["n"] += 1
-        value = function(*args, **kwargs)
-        return value * float("nan") if calls["n"] == call else value
+        terms = objective_call(self, *args, **kwargs)
+        return terms._replace(loss=terms.loss * float("nan")) if calls["n"] == call else terms
 
     return patched
 
 
 def run_job(spec: dict[str, Any], rank: int) -> dict[str, Any]:
-    from qadistill.train import distill, finetune
+    from qadistill.train import distill, finetune, objectives
     from qadistill.train.config import DistillJob, FinetuneJob
 
-    module, job_cls, runner = (
-        (finetune, FinetuneJob, finetune.run_finetune)
+    objective, job_cls, runner = (
+        (objectives.AnswerCE, FinetuneJob, finetune.run_finetune)
         if spec["kind"] == "finetune"
-        else (distill, DistillJob, distill.run_distill)
+        else (objectives.AnswerDistillation, DistillJob, distill.run_distill)
     )
     job = job_cls.model_validate(spec["job"])
     inject = spec.get("inject", {})
     on_step = None
-    original = module.answer_cross_entropy
+    original = objective.__call__
     if (nan := inject.get("nan_loss")) and nan["rank"] == rank:
-        module.answer_cross_entropy = nan_on_call(original, nan["call"])
+        objective.__call__ = nan_on_call(original, nan["call"])
     if (sig := inject.get("signal")) and sig["rank"] == rank:
 
         def on_step(step: int, _record: dict[str, Any]) -> None:
@@ -64,7 +64,7 @@ def run_job(spec: dict[str, Any], rank: int) -> dict[str, Any]:
     except (Exception, KeyboardInterrupt) as exc:  # TrainingInterrupted is a KeyboardInterrupt
         return {"outcome": type(exc).__name__, "message": str(exc), "step": getattr(exc, "step", None)}
     finally:
-        module.answer_cross_entropy = original
+        objective.__call__ = original
 
 
 def main() -> None:

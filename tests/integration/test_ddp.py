@@ -169,7 +169,7 @@ def test_two_processes_match_one_with_the_same_global_batch(runs, single, multi,
     assert outcomes(root / multi) == [{"outcome": "ok"}] * 2
     one, two = records(root / single), records(root / multi)
     assert [r["step"] for r in two] == [1, 2, 3, 4]  # logged once (main process only), every step
-    assert [r["answer_tokens"] for r in one] == [r["answer_tokens"] for r in two]  # the same global batches
+    assert [r["loss_tokens"] for r in one] == [r["loss_tokens"] for r in two]  # the same global batches
     for key in [*keys, "grad_norm"]:
         worst = max(relative_differences(one, two, key))
         print(f"{single} vs {multi}: max relative {key} difference {worst:.2e}")
@@ -181,7 +181,7 @@ def test_two_processes_match_one_with_the_same_global_batch(runs, single, multi,
     print(f"{single} vs {multi}: max weight difference {diff:.2e} (largest update {update:.2e})")
     assert diff <= WEIGHT_RTOL_OF_UPDATE * update
     r1, r2 = (json.loads((root / name / "train_result.json").read_text()) for name in (single, multi))
-    assert (r1["tokens"], r1["answer_tokens"], r1["steps"]) == (r2["tokens"], r2["answer_tokens"], r2["steps"])
+    assert (r1["tokens"], r1["loss_tokens"], r1["steps"]) == (r2["tokens"], r2["loss_tokens"], r2["steps"])
 
 
 def test_a_nan_on_one_process_skips_the_step_on_both(runs):

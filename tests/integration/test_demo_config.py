@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from qadistill.experiments.config import load_config
-from qadistill.experiments.demo import demo_config, demo_config_text, run_demo
+from qadistill.experiments.demo import demo_config, demo_config_text
 from qadistill.experiments.plan import format_plan, plan_experiment
+from qadistill.study import run_demo
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,8 @@ def test_demo_grid() -> None:
     plan = plan_experiment(config)
     per_mode_trainings = 1 + 2 * 2 * 2  # teacher + students x methods x seeds
     assert len(plan.trainings) == len(config.datasets) * 2 * per_mode_trainings
-    assert len(plan.evaluations) == 2 * len(plan.trainings)
+    per_mode_evaluated = 2 + 2 * 2 * 2  # the teacher for each seed + every student training
+    assert len(plan.evaluations) == len(config.datasets) * 2 * per_mode_evaluated * 2  # both splits
 
 
 def test_demo_students_keep_half_and_a_quarter_of_the_layers() -> None:

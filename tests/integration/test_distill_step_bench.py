@@ -67,7 +67,7 @@ def test_distill_step_benchmark_prints_one_json_line(tmp_path):
     assert result["trl"]["gradient_checkpointing"] is False
 
     ratio = result["ratio"]
-    assert set(ratio["targets_met"]) == {"tokens_per_s_at_least_20x", "peak_rss_at_most_1_8"}
+    assert set(ratio["targets_met"]) == {"tokens_per_s_at_least_20x", "peak_rss_at_most_1_6"}
     # same models, rows and divergence (reverse KL = GKD beta 1): the loss before any update is the same number
     assert ratio["first_loss_rel_diff"] < 1e-4
     setup = result["setup"]

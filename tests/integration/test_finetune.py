@@ -13,9 +13,9 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from qadistill.cli import finetune as finetune_command
 from qadistill.errors import QADistillError
 from qadistill.models import build_tiny_model, load_real_tokenizer, save_model
-from qadistill.train.commands import finetune_command
 from qadistill.train.config import FinetuneJob
 from qadistill.train.finetune import run_finetune
 from qadistill.train.signals import NonFiniteLoss, TrainingInterrupted, graceful_stop

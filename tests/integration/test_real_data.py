@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
+from qadistill.config import DataConfig
+from qadistill.data.prepare import prepare_data
 from qadistill.data.readers import detect_dataset_kind, read_qa_file
 from qadistill.data.sources import load_examples
 from qadistill.data.splits import SPLIT_NAMES, SplitFractions, split_by_article
@@ -77,3 +80,20 @@ def test_squad_v2_split_by_article_shares_no_titles(shared_data: Path) -> None:
                 assert not by_split[name] & by_split[other], (name, other)
     assert sum(len(getattr(splits, n)) for n in SPLIT_NAMES) == len(squad)
     assert split_by_article(squad, fractions, seed=0).ids() == splits.ids()
+
+
+def test_squad_v2_eval_from_dev_tests_on_unanswerable_questions_too(shared_data: Path) -> None:
+    """The pooled split of the shared data puts two train-file articles without unanswerable questions in test;
+    `eval_from: dev` (the real-data config) tests on the dev file, about half unanswerable like SQuAD v2's dev set."""
+    splits = {"seed": 0, "max_train": 1000, "max_test": 300}
+    dev = prepare_data(DataConfig(dataset="squad_v2", data_dir=shared_data, splits={**splits, "eval_from": "dev"}))
+    test = dev.split("test")
+    assert len(test) == 300 and 0.4 < sum(e.is_impossible for e in test) / 300 < 0.65
+    dev_titles = _dev_titles(shared_data)
+    dev_ids = {e.id for e in load_examples("squad_v2", shared_data) if e.title in dev_titles}
+    assert {e.id for e in test} <= dev_ids and not {e.id for e in dev.split("train")} & dev_ids
+
+
+def _dev_titles(shared_data: Path) -> set[str]:
+    doc = json.loads((shared_data / "squad_v2/dev-v2.0.labelled-half.json").read_text(encoding="utf-8"))
+    return {article["title"] for article in doc["data"]}

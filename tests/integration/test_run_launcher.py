@@ -11,7 +11,7 @@ import yaml
 from test_run_resume import write_squad_file  # tests/integration is on sys.path (rootdir-less test modules)
 
 from qadistill.experiments.config import load_config
-from qadistill.experiments.runner import run_experiment
+from qadistill.study import run_study
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_launched_trainings_match_in_process_ones(tmp_path: Path, neox_tokenizer
     summaries = {}
     for launcher in (None, sys.executable):
         out = tmp_path / ("launched" if launcher else "inprocess")
-        run_experiment(load_config(_config(tmp_path, model, launcher)), out, progress=False, echo=lambda _: None)
+        run_study(load_config(_config(tmp_path, model, launcher)), out, progress=False, echo=lambda _: None)
         summaries[launcher] = (out / "report" / "summary.csv").read_text(encoding="utf-8")
     launched = tmp_path / "launched"
     assert len(list(launched.rglob("launch_job.yaml"))) == 2  # the teacher's and the student's training

@@ -20,7 +20,8 @@ import yaml
 
 from qadistill.experiments.config import RESOLVED_CONFIG, load_config
 from qadistill.experiments.plan import plan_experiment
-from qadistill.experiments.runner import RUN_LOG, run_experiment
+from qadistill.experiments.runner import RUN_LOG
+from qadistill.study import run_study
 
 REPO = Path(__file__).resolve().parents[2]
 KILLED_STAGE = "squad_v2/0shot/tiny-teacher/tiny-half/srkl-adaptive/seed0/train"
@@ -113,17 +114,9 @@ def experiment(tmp_path_factory, neox_tokenizer_dir: Path) -> Path:
 def cli_command(config: Path, out: Path) -> list[str]:
     """`qadistill run CONFIG --out OUT`, through the installed console script once `run` is registered in the
     CLI, else through the same command function mounted on a stand-in app."""
-    from qadistill import cli
 
-    registered = {c.name or (c.callback.__name__ if c.callback else "") for c in cli.app.registered_commands}
-    if "run" in registered:
-        exe = Path(sys.executable).with_name("qadistill")
-        return [str(exe), "run", str(config), "--out", str(out)]
-    stand_in = (
-        "import sys, typer; from qadistill import cli; from qadistill.experiments.commands import run_command;"
-        "cli.app.command('run')(run_command); sys.argv[0] = 'qadistill'; cli.main()"
-    )
-    return [sys.executable, "-c", stand_in, "run", str(config), "--out", str(out)]
+    exe = Path(sys.executable).with_name("qadistill")
+    return [str(exe), "run", str(config), "--out", str(out)]
 
 
 def results_mtimes(run_dir: Path, config: Path) -> dict[str, int]:
@@ -134,7 +127,7 @@ def results_mtimes(run_dir: Path, config: Path) -> dict[str, int]:
 def test_killed_run_resumes_without_recomputing(experiment: Path, tmp_path: Path) -> None:
     # reference: one uninterrupted run, in process
     reference = tmp_path / "reference"
-    run_experiment(load_config(experiment), reference, progress=False, echo=lambda _: None)
+    run_study(load_config(experiment), reference, progress=False, echo=lambda _: None)
     expected = (reference / "report" / "summary.csv").read_text(encoding="utf-8")
 
     # the same command, killed (SIGKILL, no chance to clean up) once the distillation has a checkpoint
@@ -187,15 +180,16 @@ def test_changed_settings_do_not_reuse_finished_stages(experiment: Path, tmp_pat
 
     run_dir = tmp_path / "run"
     config = load_config(experiment, ["seeds=[0]", "methods=[{name: finetune, kind: finetune}]"])
-    run_experiment(config, run_dir, progress=False, echo=lambda _: None)
+    run_study(config, run_dir, progress=False, echo=lambda _: None)
     changed = load_config(experiment, ["seeds=[0]", "methods=[{name: finetune, kind: finetune}]", "train.lr=0.5"])
     with pytest.raises(QADistillError, match=r"finished stage .*teacher/train was computed with other settings"):
-        run_experiment(changed, run_dir, progress=False, echo=lambda _: None)
+        run_study(changed, run_dir, progress=False, echo=lambda _: None)
     # adding a seed keeps every finished stage valid
     mtimes = results_mtimes(run_dir, experiment)
     grown = load_config(experiment, ["seeds=[0, 1]", "methods=[{name: finetune, kind: finetune}]"])
-    outcome = run_experiment(grown, run_dir, progress=False, echo=lambda _: None)
+    outcome = run_study(grown, run_dir, progress=False, echo=lambda _: None)
     assert set(outcome.ran) == {
+        "squad_v2/0shot/tiny-teacher/teacher/seed1/eval/validation",  # the same teacher, the new seed's prompts
         "squad_v2/0shot/tiny-teacher/tiny-half/finetune/seed1/train",
         "squad_v2/0shot/tiny-teacher/tiny-half/finetune/seed1/eval/validation",
     }

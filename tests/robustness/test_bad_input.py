@@ -21,10 +21,10 @@ from robustness_support import (
     qadistill,
 )
 
+from qadistill.config import GenerationConfig
 from qadistill.data.examples import QAExample
 from qadistill.errors import QADistillError
 from qadistill.evaluate import predict
-from qadistill.generation import GenerationSettings
 from qadistill.prompts import PromptFormat, build_prompt, fit_to_context
 from qadistill.tokenize import prompt_ids
 
@@ -154,22 +154,29 @@ def test_wrong_offsets_are_an_error_with_strict_in_finetune(cli, pythia_dir: Pat
     assert not (tmp_path / "run" / "model").exists()
 
 
-@pytest.mark.slow
-def test_wrong_offsets_are_counted_and_skipped_with_one_warning(pythia_dir: Path, tmp_path: Path):
-    """Default: the run goes on without the broken answers, and says how many it skipped (console script)."""
-    data_dir = squad_dir(tmp_path / "data", squad_doc(articles=8, bad_offsets=("q2", "q4", "q5")))
+def test_wrong_offsets_keep_every_question_in_evaluation(cli, pythia_dir: Path, tmp_path: Path, caplog):
+    """Every answerable question has a wrong answer_start (two of them a text that is nowhere in the context): the
+    evaluation still scores every question, as the official scorers do (dropping them would let a model that always
+    abstains score 100 EM), and the one warning says what was done."""
+    doc = squad_doc(articles=8, bad_offsets=tuple(f"q{a}" for a in range(8)))
+    for a in (1, 6):
+        doc["data"][a]["paragraphs"][0]["qas"][0]["answers"][0]["text"] = "Atlantis"
+    data_dir = squad_dir(tmp_path / "data", doc)
     out = tmp_path / "out"
-    result = qadistill("evaluate", "--model", pythia_dir, "--data-dir", data_dir, "--out", out, "--max-new-tokens", "2")
+    args = ["--data-dir", data_dir, "--out", out, "--max-new-tokens", "2", "--fractions", "0.25,0.5,0.125,0.125"]
+    with caplog.at_level(logging.WARNING, logger="qadistill.data"):
+        result = cli("evaluate", "--model", pythia_dir, *args)
     assert result.code == 0, result.stderr[-2000:]
-    warnings = [line for line in result.lines if line.startswith("WARNING")]
-    assert len(warnings) == 1, result.stderr
-    assert "dev-v2.0.labelled-half.json: skipped 3 answer(s) whose answer_start does not match" in warnings[0]
-    assert "dropped 3 answerable question(s)" in warnings[0]
-    assert "Traceback" not in result.stderr
-    # the dropped questions are in no split: nothing was scored against a wrong gold span
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qadistill.data"]
+    assert len(warnings) == 1, warnings
+    assert "8 answer(s) have an answer_start that does not point at their text: 6 corrected" in warnings[0]
+    assert "2 not found in the context (still scored, not used as training spans)" in warnings[0]
+    assert warnings[0].endswith("every question is kept")
     split_ids = json.loads((out / "split_ids.json").read_text())
-    assert not {"q2", "q4", "q5"} & {i for ids in split_ids.values() for i in ids}
-    assert sum(len(ids) for ids in split_ids.values()) == 16 - 3
+    assert sum(len(ids) for ids in split_ids.values()) == 16  # no question left out of the splits
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total"] == len(split_ids["validation"]) == 8
+    assert metrics["HasAns_total"] == metrics["NoAns_total"] == 4
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -333,7 +340,7 @@ def test_prompts_are_truncated_to_the_models_context(neox_tok, caplog):
     fmt = PromptFormat(max_prompt_tokens=768, style="plain")
     example = long_example()
     assert len(prompt_ids(neox_tok, build_prompt(example, fmt, neox_tok))) > 400  # the unclamped prompt
-    settings = GenerationSettings(batch_size=2, max_new_tokens=16)
+    settings = GenerationConfig(batch_size=2, max_new_tokens=16)
     with caplog.at_level(logging.WARNING, logger="qadistill.prompts"):
         (prediction,) = predict(model, neox_tok, [example], fmt, [], 0, settings, progress=False)
     assert len(prompt_ids(neox_tok, prediction.prompt)) + 16 <= 128
@@ -347,11 +354,20 @@ def test_prompt_that_cannot_fit_the_context_is_an_error(neox_tok):
 
     model = build_tiny_model("pythia", neox_tok, hidden_size=16, num_layers=1, num_heads=2, max_position_embeddings=96)
     fmt = PromptFormat(max_prompt_tokens=768, style="plain")
-    settings = GenerationSettings(batch_size=2, max_new_tokens=16)
+    settings = GenerationConfig(batch_size=2, max_new_tokens=16)
     with pytest.raises(QADistillError, match=r"question 'long-1': its prompt has \d+ tokens even with the context cut"):
         predict(model, neox_tok, [long_example(question_words=120)], fmt, [], 0, settings, progress=False)
     with pytest.raises(QADistillError, match="context of 96 tokens leaves 15 for the prompt after 81 answer tokens"):
-        predict(model, neox_tok, [long_example()], fmt, [], 0, GenerationSettings(2, 80), progress=False)
+        predict(
+            model,
+            neox_tok,
+            [long_example()],
+            fmt,
+            [],
+            0,
+            GenerationConfig(batch_size=2, max_new_tokens=80),
+            progress=False,
+        )
 
 
 def test_evaluate_cli_fits_prompts_to_a_small_context(cli, neox_tok, tmp_path: Path):
@@ -399,10 +415,11 @@ def test_output_under_a_file_is_one_line_for_training_and_runs(cli, pythia_dir: 
     blocker = tmp_path / "results.txt"
     blocker.write_text("not a folder")
     result = cli("finetune", "--model", pythia_dir, "--out", blocker / "ft", "--max-steps", "1", *FINETUNE_ARGS)
-    assert_one_line_error(result, blocker / "ft", "Not a directory")
+    assert_one_line_error(result, f"cannot create folder {blocker / 'ft'}: a file is in the way")
     config = tmp_path / "cfg.yaml"
     config.write_text(RUN_CONFIG.replace("MODEL", str(pythia_dir)), encoding="utf-8")
-    assert_one_line_error(cli("run", config, "--out", blocker / "run"), blocker / "run", "Not a directory")
+    run = cli("run", config, "--out", blocker / "run")
+    assert_one_line_error(run, f"cannot create folder {blocker / 'run'}: a file is in the way")
     assert blocker.read_text() == "not a folder"
 
 

@@ -81,9 +81,9 @@ def test_skip_policy_skips_the_non_finite_step_and_finishes(cli, pythia_dir: Pat
 
 def poison_weights_after_step(monkeypatch, step: int) -> None:
     """The optimizer of the next run writes NaN into one weight right after its `step`-th update."""
-    import qadistill.train.finetune as finetune_module
+    import qadistill.train.setup as setup_module
 
-    real = finetune_module.build_optimizer
+    real = setup_module.build_optimizer
 
     def build_optimizer(model, cfg, device=None):
         optimizer = real(model, cfg, device)
@@ -100,7 +100,7 @@ def poison_weights_after_step(monkeypatch, step: int) -> None:
         optimizer.step = poisoned_step
         return optimizer
 
-    monkeypatch.setattr(finetune_module, "build_optimizer", build_optimizer)
+    monkeypatch.setattr(setup_module, "build_optimizer", build_optimizer)
 
 
 def test_nan_weights_are_never_saved_as_the_model(cli, pythia_dir: Path, tmp_path: Path, monkeypatch):

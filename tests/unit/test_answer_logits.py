@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from qadistill.modeling import answer_logits, position_ids_for
 from qadistill.models import build_tiny_model
-from qadistill.train.answer_logits import answer_logits, position_ids_for
 from qadistill.train.batching import TokenizedExample, collate
 
 VOCAB = 512
@@ -94,10 +94,9 @@ def test_rejects_bad_answer_length():
 @pytest.mark.parametrize("family", ["pythia", "qwen2.5", "llama"])
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_training_gradients_equal_the_full_forward(family, checkpointing):
-    """The shortcuts (last MLP on the answer positions only, contiguous head input) change no gradient; under
-    activation checkpointing the MLP shortcut is off (its recomputation would run without it)."""
-    from qadistill.train.common import prepare_trainable
+    """Projecting only the answer positions changes no gradient, with or without activation checkpointing."""
     from qadistill.train.config import TrainConfig
+    from qadistill.train.optim import prepare_trainable
 
     models = [
         prepare_trainable(
@@ -107,15 +106,7 @@ def test_training_gradients_equal_the_full_forward(family, checkpointing):
         for _ in range(2)
     ]
     _, batch = _batch(1)
-    mlp_calls = []
-    last_mlp = models[0].get_decoder().layers[-1].mlp
-    handle = last_mlp.register_forward_hook(lambda m, inp, out: mlp_calls.append(inp[0].shape[1]))
-    try:
-        answer_logits(models[0], batch.input_ids, batch.attention_mask, batch.answer_len).square().mean().backward()
-    finally:
-        handle.remove()
+    answer_logits(models[0], batch.input_ids, batch.attention_mask, batch.answer_len).square().mean().backward()
     _full_slice(models[1], batch).square().mean().backward()
-    expected_len = batch.input_ids.shape[1] - 1 if checkpointing else batch.answer_len
-    assert mlp_calls and set(mlp_calls) == {expected_len}
     for (name, a), (_, b) in zip(models[0].named_parameters(), models[1].named_parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-4, msg=name)

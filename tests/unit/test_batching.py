@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from qadistill.data.examples import Answer, QAExample
 from qadistill.losses import answer_cross_entropy
+from qadistill.modeling import answer_logits
 from qadistill.models import build_tiny_model, load_real_tokenizer
 from qadistill.prompts import PromptFormat, build_prompt
 from qadistill.tokenize import prompt_ids
-from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import DataOrder, TokenizedExample, collate, encode_example, encode_examples
-from qadistill.train.common import lr_at, window_weight
 from qadistill.train.config import TrainConfig
+from qadistill.train.loop import forward_backward
+from qadistill.train.objectives import AnswerCE
+from qadistill.train.optim import lr_at, make_accelerator
+from qadistill.train.sources import MicroBatch
 
 CONTEXT = (
     "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France."
@@ -79,12 +84,12 @@ def test_data_order_splits_micro_batches_between_processes():
 
 def test_learning_rate_schedule():
     cfg = TrainConfig(max_steps=10, lr=1.0, warmup_steps=2, schedule="linear")
-    lrs = [lr_at(s, cfg) for s in range(10)]
+    lrs = [lr_at(s, cfg, 10) for s in range(10)]
     assert lrs[:3] == [0.5, 1.0, 1.0]
     assert lrs[-1] == pytest.approx(1 / 8) and all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
     cosine = TrainConfig(max_steps=10, lr=1.0, schedule="cosine", min_lr_ratio=0.1)
-    assert lr_at(0, cosine) == 1.0 and lr_at(9, cosine) > 0.1
-    assert lr_at(7, TrainConfig(max_steps=10, lr=0.3, schedule="constant")) == 0.3
+    assert lr_at(0, cosine, 10) == 1.0 and lr_at(9, cosine, 10) > 0.1
+    assert lr_at(7, TrainConfig(max_steps=10, lr=0.3, schedule="constant"), 10) == 0.3
 
 
 # ----------------------------------------------------------------------------------- window-normalised loss
@@ -103,13 +108,11 @@ def test_loss_is_normalised_over_the_accumulation_window():
     n_window = sum(b.n_answer_tokens for b in window)
     assert n_window == 11
 
-    total = 0.0
-    for batch in window:  # what the loop does
-        logits = answer_logits(model, batch.input_ids, batch.attention_mask, batch.answer_len)
-        labels, mask = batch.targets()
-        loss = answer_cross_entropy(logits, labels, mask) * window_weight(batch, n_window, 1)
-        loss.backward()
-        total += float(loss.detach())
+    run = SimpleNamespace(accelerator=make_accelerator(), model=model, job=SimpleNamespace(train=TrainConfig()))
+    micro = [MicroBatch("ground_truth", batch) for batch in window]
+    sums, finite = forward_backward(run, AnswerCE(), micro, float(n_window), step=1)  # what the loop does
+    total = sums["loss"]
+    assert finite and sums["ce"] == pytest.approx(total)
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
 

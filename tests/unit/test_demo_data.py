@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import random
 import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -111,3 +114,46 @@ def test_generator_reproduces_shipped_files(tmp_path: Path) -> None:
     for name in FILES.values():
         shipped = files("qadistill.resources").joinpath(name).read_bytes()
         assert (tmp_path / name).read_bytes() == shipped, f"{name} is stale: rerun {GENERATOR}"
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_demo_data", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_template_phrasing_renders(generator: ModuleType, lang: str) -> None:
+    """The shipped files show only the phrasings that were drawn; a broken field in any other one fails here."""
+    language = generator.load_language(lang)
+    rng = random.Random(0)
+    world = generator.World(rng)
+    for kind in language.article_types:
+        assert len(kind.paragraphs) == 3, kind.name
+        facts = generator.FactSampler(rng, world, language, kind).sample()
+        templates = [kind.title]
+        for para in kind.paragraphs:
+            for phrasings in [*para["sentences"], *(q["ask"] for q in para["questions"])]:
+                # One phrasing is a plain string: a list of one would still spend a random draw.
+                assert isinstance(phrasings, str) or len(phrasings) >= 2, (kind.name, phrasings)
+                templates += [phrasings] if isinstance(phrasings, str) else phrasings
+            templates += [q["answer"] for q in para["questions"]] + para["unanswerable"]
+        for template in templates:
+            text = generator.fill(template, facts)
+            assert text.strip() and "{" not in text and "}" not in text, (kind.name, template)
+        # Both forms of every gendered word and spec exist, whatever gender the sampled people have.
+        for person in [v for v in facts.values() if isinstance(v, generator.Person)]:
+            for word in language.gendered_words:
+                assert getattr(person, word) in language.gendered_words[word]
+
+
+def test_template_errors_name_the_template(generator: ModuleType) -> None:
+    with pytest.raises(ValueError, match="founding_yaer"):
+        generator.fill("It was founded in {founding_yaer}.", {"founding_year": "1650"})
+    with pytest.raises(ValueError, match="frist_name"):
+        person = generator.Person("Ada", "Ashcombe", True, {"he": ["he", "she"]})
+        generator.fill("{founder.frist_name} and {founder.he}", {"founder": person})
+    assert generator.fill("{founder:Kaufmann|Kauffrau}, {founder.he}", {"founder": person}) == "Kauffrau, she"

@@ -89,6 +89,67 @@ def test_student_needs_exactly_one_source_and_valid_prune() -> None:
     assert "repeats a layer" in error_of(teachers=teachers)
 
 
+def _students(*students: dict) -> list[dict]:
+    teachers = copy.deepcopy(BASE["teachers"])
+    teachers[0]["students"] = list(students)
+    return teachers
+
+
+def test_measured_prune_is_accepted() -> None:
+    from qadistill.config import PruneConfig
+
+    config = make(teachers=_students({"name": "bi", "prune": {"method": "block_influence", "keep": 20}}))
+    prune = config.teachers[0].students[0].prune
+    assert prune == PruneConfig(method="block_influence", keep=20, calibration_examples=64)
+    assert config.teachers[0].students[0].prune_keep is None
+    config = make(teachers=_students({"name": "b", "prune": {"method": "block", "keep": 3, "calibration_examples": 8}}))
+    assert config.teachers[0].students[0].prune.calibration_examples == 8
+    # the resolved config is loadable again with the same value
+    again = config_from_dict(yaml.safe_load(yaml.safe_dump(config.model_dump(mode="json"))))
+    assert again.teachers[0].students[0].prune == config.teachers[0].students[0].prune
+
+
+def test_bad_measured_prune_is_one_clear_line() -> None:
+    where = "config x.yaml: teachers.0.students.0.prune: "
+
+    def prune_error(prune) -> str:
+        return error_of(teachers=_students({"name": "s", "prune": prune}))
+
+    assert prune_error({"method": "middle", "keep": 2}).startswith(
+        where + "method: Input should be 'block_influence', 'block' or 'spread'"
+    )
+    assert prune_error({"method": "block", "keep": 0}) == where + "keep: Input should be greater than or equal to 1"
+    assert prune_error({"method": "block"}) == where + "keep: required key is missing"
+    assert prune_error({"method": "block", "keep": 2, "calibration_examples": 0}).startswith(
+        where + "calibration_examples: Input should be greater than or equal to 1"
+    )
+    assert prune_error({"method": "block", "keep": 2, "tokens": "all"}) == where + "tokens: unknown key"
+    assert prune_error("third").startswith(where + "unknown layer selection 'third'; use half, quarter, every_other")
+    assert prune_error(5).startswith(where + "unknown layer selection 5")
+    assert prune_error(["a", 1]) == where + "prune ['a', 1] must list layer indices (integers)"
+    assert prune_error([]) == where + "prune keeps no layers (empty list)"
+    # keep against the teacher's layers, known without loading: the registry (pythia-410m has 24 layers)
+    assert "student 's': prune.keep 24 must be below the teacher's 24 layers" in prune_error(
+        {"method": "block_influence", "keep": 24}
+    )
+    assert "prune index 24 is out of range for a teacher with 24 layers" in prune_error([0, 24])
+    assert "repeats a layer" in prune_error([0, -24])
+    make(teachers=_students({"name": "s", "prune": {"method": "spread", "keep": 23}}, {"name": "t", "prune": [-1]}))
+
+
+def test_prune_keep_checked_against_a_local_teacher_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"num_hidden_layers": 6}')
+    teachers = [
+        {"name": "t", "model": str(tmp_path), "students": [{"name": "s", "prune": {"method": "block", "keep": 6}}]}
+    ]
+    assert "prune.keep 6 must be below the teacher's 6 layers" in error_of(teachers=teachers)
+    teachers[0]["students"][0]["prune"]["keep"] = 5
+    make(teachers=teachers)
+    teachers[0]["model"] = "some-org/unknown-model"  # unknown without a download: checked when pruning
+    teachers[0]["students"][0]["prune"]["keep"] = 500
+    make(teachers=teachers)
+
+
 @pytest.mark.parametrize("bad", ["../escape", "/abs", "a/b", ".hidden", "", "x..y", "a\\b", "sp ace"])
 def test_names_that_could_escape_the_run_dir_are_rejected(bad: str) -> None:
     teachers = copy.deepcopy(BASE["teachers"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qadistill.generation import GenerationSettings, generate_answers, stop_token_ids
+from qadistill.config import GenerationConfig
+from qadistill.generation import generate_answers, stop_token_ids
 from qadistill.models import build_tiny_model, load_real_tokenizer
 
 
@@ -26,9 +27,12 @@ PROMPTS = [
 
 def test_batched_equals_one_at_a_time(tiny_pythia):
     model, tokenizer = tiny_pythia
-    settings = GenerationSettings(batch_size=4, max_new_tokens=12)
+    settings = GenerationConfig(batch_size=4, max_new_tokens=12)
     batched = generate_answers(model, tokenizer, PROMPTS, settings, progress=False)
-    single = [generate_answers(model, tokenizer, [p], GenerationSettings(1, 12), progress=False)[0] for p in PROMPTS]
+    single = [
+        generate_answers(model, tokenizer, [p], GenerationConfig(batch_size=1, max_new_tokens=12), progress=False)[0]
+        for p in PROMPTS
+    ]
     assert batched == single
     assert any(text.strip() for text in batched)
 
@@ -49,7 +53,9 @@ def test_generation_stops_at_first_newline(tiny_pythia):
 
     handle = model.get_output_embeddings().register_forward_hook(push_newline)
     try:
-        text = generate_answers(model, tokenizer, [PROMPTS[0]], GenerationSettings(1, 20), progress=False)[0]
+        text = generate_answers(
+            model, tokenizer, [PROMPTS[0]], GenerationConfig(batch_size=1, max_new_tokens=20), progress=False
+        )[0]
     finally:
         handle.remove()
     assert text.endswith("\n") and text.count("\n") == 1
@@ -88,7 +94,7 @@ def test_per_prompt_prefill_equals_batched_prefill_and_plain_generate(shared_dat
     """Prefill per prompt over shared prefixes (all prompts' and the three questions on one context), decode on a
     static cache dropping rows as they stop: the same tokens as `generate` on padded batches, and as one plain
     `generate` per prompt."""
-    from qadistill.prefill import group_by_prefix, shared_prefix_length
+    from qadistill.prefix_decoding import group_by_prefix, shared_prefix_length
     from qadistill.tokenize import prompt_ids
 
     tokenizer = load_real_tokenizer("qwen2.5" if family == "llama" else family, shared_data / "tokenizers")
@@ -100,7 +106,11 @@ def test_per_prompt_prefill_equals_batched_prefill_and_plain_generate(shared_dat
     assert sorted(len(g) for g in groups)[-1] == 3  # the questions on LONG_CONTEXT share their prefix
     results = {
         mode: generate_answers(
-            model, tokenizer, SHARED_PREFIX_PROMPTS, GenerationSettings(4, 10, prefill=mode), progress=False
+            model,
+            tokenizer,
+            SHARED_PREFIX_PROMPTS,
+            GenerationConfig(batch_size=4, max_new_tokens=10, prefill=mode),
+            progress=False,
         )
         for mode in ("per_prompt", "batched")
     }
@@ -113,32 +123,37 @@ def test_per_prompt_prefill_equals_batched_prefill_and_plain_generate(shared_dat
 def test_models_whose_greedy_search_is_not_plain_use_generate(tiny_pythia):
     """A repetition penalty in the model's generation config (or a sliding-window cache) is left to `generate`;
     the answers still equal one plain `generate` per prompt."""
-    from qadistill.decode import plain_greedy
+    from qadistill.prefix_decoding import plain_greedy
 
     model, tokenizer = tiny_pythia
-    stops = stop_token_ids(tokenizer, model)
-    assert plain_greedy(model, stops=stops, pad_id=tokenizer.pad_token_id, max_new_tokens=8)
+    assert plain_greedy(model)
     model.generation_config.repetition_penalty = 1.5
     try:
-        assert not plain_greedy(model, stops=stops, pad_id=tokenizer.pad_token_id, max_new_tokens=8)
-        answers = generate_answers(model, tokenizer, PROMPTS, GenerationSettings(4, 8, "per_prompt"), progress=False)
+        assert not plain_greedy(model)
+        answers = generate_answers(
+            model,
+            tokenizer,
+            PROMPTS,
+            GenerationConfig(batch_size=4, max_new_tokens=8, prefill="per_prompt"),
+            progress=False,
+        )
         assert answers == [_plain_generate(model, tokenizer, p, 8) for p in PROMPTS]
     finally:
         model.generation_config.repetition_penalty = 1.0
 
 
 def test_sliding_window_models_fall_back_to_generate(shared_data):
-    from qadistill.prefill import PrefixCache, prefill_batch
+    from qadistill.prefix_decoding import plain_greedy
 
     tokenizer = load_real_tokenizer("qwen2.5", shared_data / "tokenizers")
     model = build_tiny_model("qwen2.5", tokenizer, hidden_size=64, num_layers=2, num_heads=4, seed=1).eval()
     model.config.use_sliding_window, model.config.sliding_window, model.config.max_window_layers = True, 8, 0
     model.config.layer_types = ["sliding_attention"] * 2
-    assert prefill_batch(model, [[1, 2, 3], [4, 5]], PrefixCache(0), 4, "cpu") is None
+    assert not plain_greedy(model)
 
 
 def test_prefix_groups_and_decode_order():
-    from qadistill.prefill import MIN_SHARED_TOKENS, decode_order, group_by_prefix, shared_prefix_length
+    from qadistill.prefix_decoding import MIN_SHARED_TOKENS, decode_order, group_by_prefix, shared_prefix_length
 
     root = [7, 7, 7]
     context = list(range(100, 100 + MIN_SHARED_TOKENS))
@@ -160,12 +175,11 @@ def test_prefix_groups_and_decode_order():
 
 @pytest.mark.parametrize("family", ["pythia", "qwen2.5"])
 def test_every_decoding_step_sees_what_a_full_forward_sees(shared_data, family):
-    """The logits of each row at each decoding step (rows leaving as they stop, padding slots trimmed) equal those of
+    """The logits of each row at each decoding step (rows leaving as they stop) equal those of
     one forward pass over that row's prompt and answer so far, without any cache."""
     import torch
 
-    from qadistill.decode import greedy_decode
-    from qadistill.prefill import extend_prefix, prefill_batch, run_prefix, shared_prefix_length
+    from qadistill.prefix_decoding import extend_prefix, greedy_decode, prefill_batch, run_prefix, shared_prefix_length
     from qadistill.tokenize import prompt_ids
 
     tokenizer = load_real_tokenizer(family, shared_data / "tokenizers")
@@ -184,7 +198,7 @@ def test_every_decoding_step_sees_what_a_full_forward_sees(shared_data, family):
         with torch.inference_mode():
             root = run_prefix(model, prompts[0][: shared_prefix_length(prompts)], "cpu")
             assert extend_prefix(model, root, [], "cpu") is root
-            batch = prefill_batch(model, prompts, root, 12, "cpu")
+            batch = prefill_batch(model, prompts, root, "cpu", max_new_tokens=12)
             seen.clear()  # only the decoding steps
             return greedy_decode(
                 model, batch, [p[-1] for p in prompts], [len(p) for p in prompts], stops=stops, max_new_tokens=12,
@@ -216,5 +230,11 @@ def test_one_token_prompts_decode_without_a_prefilled_cache(tiny_pythia):
     model, tokenizer = tiny_pythia
     prompts = ["x", "Hello"]
     assert all(len(tokenizer(p)["input_ids"]) == 1 for p in prompts)
-    answers = generate_answers(model, tokenizer, prompts, GenerationSettings(4, 6, "per_prompt"), progress=False)
+    answers = generate_answers(
+        model,
+        tokenizer,
+        prompts,
+        GenerationConfig(batch_size=4, max_new_tokens=6, prefill="per_prompt"),
+        progress=False,
+    )
     assert answers == [_plain_generate(model, tokenizer, p, 6) for p in prompts]

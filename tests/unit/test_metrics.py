@@ -16,7 +16,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from qadistill import metrics
-from qadistill.metrics import QuestionScore, aggregate, rouge_l, score_answer, score_question
+from qadistill.metrics import QuestionScore, abstention_scores, aggregate, rouge_l, score_answer, score_question
 
 # ---------------------------------------------------------------------------------------------------------
 # Reference: the official SQuAD v2.0 script (evaluate-v2.0.py), transcribed literally.
@@ -604,6 +604,42 @@ def test_aggregate_hand_values_and_groups() -> None:
     assert "HasAns_total" not in only_noans and only_noans["NoAns_total"] == 2
     with pytest.raises(ValueError, match="no questions"):
         aggregate([])
+
+
+def test_abstention_rate_and_always_abstain_baseline() -> None:
+    cases = [
+        ("Paris", ["Paris"]),  # answers
+        ("", ["Denver Broncos"]),  # abstains on an answerable question
+        (" . ", ["1066"]),  # normalizes to nothing: abstains
+        ("", []),  # abstains correctly
+        ("Paris", []),  # answers an unanswerable question
+        (None, []),  # no prediction: scores 0, not counted as abstaining
+        ("x", ["The"]),  # gold normalizes to nothing: SQuAD v2 scores it as unanswerable, ROUGE-L does not
+    ]
+    records = [score_question(f"q{i}", golds, pred, dataset="squad_v2") for i, (pred, golds) in enumerate(cases)]
+    got = abstention_scores(records, dataset="squad_v2")
+    assert got["abstention_rate"] == pytest.approx(100 * 3 / 7)
+    # Abstaining everywhere: right on q3, q4, q5 (unanswerable) and q6 (gold "The" is dropped, so "" matches).
+    assert got["always_abstain_exact"] == pytest.approx(100 * 4 / 7)
+    assert got["always_abstain_f1"] == pytest.approx(100 * 4 / 7)
+    assert got["always_abstain_rouge_l"] == pytest.approx(100 * 3 / 7)  # ROUGE-L of "" against "The" is 0
+    # The baseline is what a model answering "" everywhere really scores.
+    empty = aggregate(score_question(f"q{i}", golds, "", dataset="squad_v2") for i, (_, golds) in enumerate(cases))
+    assert (empty["exact"], empty["f1"], empty["rouge_l"]) == pytest.approx(
+        (got["always_abstain_exact"], got["always_abstain_f1"], got["always_abstain_rouge_l"])
+    )
+    mlqa = [
+        score_question("a", ["Größe"], "", dataset="mlqa", lang="de"),
+        score_question("b", ["x"], "y", dataset="mlqa"),
+    ]
+    assert abstention_scores(mlqa, dataset="mlqa", lang="de") == {
+        "abstention_rate": 50.0,
+        "always_abstain_exact": 0.0,
+        "always_abstain_f1": 0.0,
+        "always_abstain_rouge_l": 0.0,
+    }
+    with pytest.raises(ValueError, match="no questions"):
+        abstention_scores([], dataset="squad_v2")
 
 
 def test_missing_prediction_scores_zero() -> None:

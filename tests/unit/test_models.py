@@ -24,7 +24,6 @@ from qadistill.models import (
     param_count,
     prepare_tokenizer,
     prune_layers,
-    release_python_vocabulary,
     resolve_keep,
     save_model,
 )
@@ -142,32 +141,6 @@ def test_prepare_tokenizer_pad_fallbacks(neox_tokenizer_dir: Path, qwen_tokenize
 def test_load_tokenizer_from_folder(neox_tokenizer_dir: Path):
     tok = load_tokenizer(neox_tokenizer_dir)
     assert tok.pad_token == "<|padding|>" and tok.padding_side == "left" and len(tok) == 50277
-
-
-def test_loaded_tokenizer_drops_its_python_vocabulary_copies(qwen_tokenizer_dir: Path, tmp_path: Path):
-    """transformers keeps the Qwen2.5 vocabulary and merges as Python objects (~50 MB) after building the Rust
-    tokenizer from them; `load_tokenizer` drops them, and the tokenizer still encodes, decodes and saves alike."""
-    plain = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir))
-    assert len(plain._vocab) > 150_000 and len(plain._merges) > 150_000  # what there is to release
-    tok = load_tokenizer(qwen_tokenizer_dir)
-    assert "_vocab" not in vars(tok) and "_merges" not in vars(tok)
-    text = "Context: Die Grüße aus Köln.\nQuestion: Who? 東京\nAnswer:"
-    ids = tok(text)["input_ids"]
-    assert ids == plain(text)["input_ids"] and tok.decode(ids) == plain.decode(ids) == text
-    assert tok.get_vocab() == plain.get_vocab()
-    tok.save_pretrained(tmp_path)
-    assert AutoTokenizer.from_pretrained(str(tmp_path))(text)["input_ids"] == ids
-
-
-def test_python_vocabulary_kept_where_a_method_reads_it(qwen_tokenizer_dir: Path):
-    plain = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir))
-
-    class ReadsVocab(type(plain)):
-        def lookup(self, token):
-            return self._vocab[token]
-
-    plain.__class__ = ReadsVocab
-    assert release_python_vocabulary(plain) is plain and len(plain._vocab) > 150_000
 
 
 # -------------------------------------------------------------------------------------- save and load

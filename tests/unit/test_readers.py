@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from qadistill.config import DataConfig
 from qadistill.data import sources
 from qadistill.data.examples import Answer
+from qadistill.data.prepare import prepare_data
 from qadistill.data.readers import detect_dataset_kind, infer_lang, read_qa_file
 from qadistill.data.sources import (
     DATASETS,
@@ -223,18 +225,43 @@ def _offsets_doc() -> dict[str, Any]:
     )
 
 
-def test_offset_mismatch_skipped_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_offsets_keep_every_question_and_say_what_was_done(tmp_path: Path, caplog) -> None:
+    """The official scorers ignore answer_start: evaluation keeps every question (dropping the answerable ones
+    with a wrong offset would let an always-abstaining model score 100 EM). A wrong offset is corrected to where the
+    text occurs (nearest the given one), or cleared when the text is not in the context; one warning says so."""
     path = write(tmp_path / "offsets.json", _offsets_doc())
     with caplog.at_level(logging.WARNING, logger="qadistill.data"):
         examples = read_qa_file(path)
     by_id = {e.id: e for e in examples}
-    assert sorted(by_id) == ["fine", "keeps-one", "unanswerable"]  # questions without a valid answer dropped
-    assert by_id["keeps-one"].answers == (Answer("Normandy", 20),)
+    assert sorted(by_id) == ["all-wrong", "empty-text", "fine", "keeps-one", "unanswerable"]
+    assert by_id["keeps-one"].answers == (Answer("Normandy", 20), Answer("Normandy", 20))
+    assert by_id["all-wrong"].answers == (Answer("Normandy", 20), Answer("century", CONTEXT.index("century")))
+    assert by_id["empty-text"].answers == (Answer("", None),) and not by_id["empty-text"].is_impossible
     assert by_id["unanswerable"].is_impossible
     warnings = [r for r in caplog.records if r.name == "qadistill.data" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
-    assert str(path) in message and "skipped 4 answer(s)" in message and "dropped 2" in message
+    assert str(path) in message and "4 answer(s) have an answer_start that does not point at their text" in message
+    assert "3 corrected" in message and "1 not found in the context" in message and "every question is kept" in message
+    assert "dropped" not in message
+
+
+def test_training_drops_only_questions_without_a_span(caplog) -> None:
+    """Offsets matter for training spans only: a question whose gold text is nowhere in its context is dropped from
+    training with a count; one whose first answer is not found trains on a later one that is."""
+    from qadistill.data.examples import QAExample, with_training_spans
+
+    unanswerable = QAExample("u", "t", CONTEXT, "q")
+    fine = QAExample("f", "t", CONTEXT, "q", (Answer("Normandy", 20),))
+    later = QAExample("l", "t", CONTEXT, "q", (Answer("Paris", None), Answer("century", 41)))
+    nowhere = QAExample("n", "t", CONTEXT, "q", (Answer("Paris", None),))
+    with caplog.at_level(logging.WARNING, logger="qadistill.data"):
+        kept = with_training_spans([unanswerable, fine, later, nowhere], "training")
+    assert [e.id for e in kept] == ["u", "f", "l"]
+    assert kept[2].answers == (Answer("century", 41), Answer("Paris", None))
+    assert [r.getMessage() for r in caplog.records] == [
+        "training: dropped 1 of 4 question(s) whose gold answer text is not found in the context"
+    ]
 
 
 def test_offset_mismatch_strict_is_an_error(tmp_path: Path) -> None:
@@ -297,6 +324,34 @@ def test_local_files_pooled_and_full_official_file_preferred(tmp_path: Path) -> 
     info = get_dataset_info("squad_v2")
     assert [p.name for p in local_paths(info, tmp_path)] == ["train-v2.0.first-11-articles.json", "dev-v2.0.json"]
     assert [e.id for e in load_examples("squad_v2", tmp_path)] == ["t1", "official"]
+
+
+def test_eval_from_dev_takes_validation_and_test_from_the_dev_file(tmp_path: Path) -> None:
+    """`splits.eval_from: dev` tests on the held-out dev data (as the paper) and trains on the training data."""
+    train_docs = {"data": [doc(qa(f"t{a}{i}"), title=f"Train{a}")["data"][0] for a in range(4) for i in range(a + 1)]}
+    dev_docs = {"data": [doc(qa(f"d{a}", [], is_impossible=True), title=f"Dev{a}")["data"][0] for a in range(3)]}
+    write(tmp_path / "squad_v2/train-v2.0.first-11-articles.json", train_docs)
+    write(tmp_path / "squad_v2/dev-v2.0.labelled-half.json", dev_docs)
+    fractions = {"train": 0.6, "validation": 0.2, "test": 0.1, "demo_pool": 0.1}
+    dev = prepare_data(DataConfig(dataset="squad_v2", data_dir=tmp_path, splits={**fractions, "eval_from": "dev"}))
+    titles = {
+        name: {e.title for e in dev.splits.as_dict()[name]} for name in ("train", "validation", "test", "demo_pool")
+    }
+    assert all(t.startswith("Train") for t in titles["train"] | titles["demo_pool"])
+    assert all(t.startswith("Dev") for t in titles["validation"] | titles["test"])
+    assert titles["test"] and titles["demo_pool"] and not titles["validation"] & titles["test"]
+    assert sum(len(v) for v in dev.splits.as_dict().values()) == 10 + 3
+    pooled = prepare_data(DataConfig(dataset="squad_v2", data_dir=tmp_path, splits=fractions))
+    assert pooled.splits.ids() != dev.splits.ids()  # the default pools both files
+
+
+def test_eval_from_dev_refused_without_training_data(tmp_path: Path) -> None:
+    path = write(tmp_path / "mlqa/dev-context-de-question-de.json", doc(qa("d")))
+    with pytest.raises(QADistillError, match="has no official training data: use splits.eval_from: pool") as excinfo:
+        prepare_data(DataConfig(dataset="mlqa-de", data_dir=tmp_path, splits={"eval_from": "dev"}))
+    one_line_error(excinfo, path)
+    with pytest.raises(ValueError, match="eval_from 'dev' needs"):
+        DataConfig(splits={"train": 1.0, "validation": 0, "test": 0, "demo_pool": 0, "eval_from": "dev"})
 
 
 def test_mlqa_dev_and_test_pooled_with_lang(tmp_path: Path) -> None:
@@ -406,8 +461,9 @@ def test_rows_to_examples_rules(caplog: pytest.LogCaptureFixture) -> None:
         rows_to_examples(rows, kind="mlqa", lang="en", source="hub:x")
     bad = [dict(rows[0], answers={"text": ["Normandy"], "answer_start": [0]})]
     with caplog.at_level(logging.WARNING, logger="qadistill.data"):
-        assert rows_to_examples(bad, kind="squad_v2", lang="en", source="hub:x") == []
-    assert "hub:x: skipped 1 answer(s)" in caplog.records[0].getMessage()
+        (kept,) = rows_to_examples(bad, kind="squad_v2", lang="en", source="hub:x")
+    assert kept.answers == (Answer("Normandy", 20),)  # corrected, as for files
+    assert "hub:x: 1 answer(s) have an answer_start that does not point" in caplog.records[0].getMessage()
     with pytest.raises(QADistillError, match="does not match the context"):
         rows_to_examples(bad, kind="squad_v2", lang="en", strict=True, source="hub:x")
     with pytest.raises(QADistillError, match="missing column 'title'"):

@@ -9,16 +9,15 @@ import struct
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from qadistill.cli import app
 from qadistill.errors import QADistillError
 from qadistill.report import (
     CSV_COLUMNS,
     ReportPaths,
     collect_results,
     compute_findings,
-    report_command,
     summarize,
     summary_table_text,
     write_report,
@@ -158,10 +157,28 @@ def test_summary_csv_columns_and_row_count(report: ReportPaths, shared_run):
         "f1_std",
         "rouge_l_mean",
         "rouge_l_std",
+        "hasans_em_mean",
+        "hasans_em_std",
+        "hasans_f1_mean",
+        "hasans_f1_std",
+        "noans_em_mean",
+        "noans_em_std",
+        "noans_f1_mean",
+        "noans_f1_std",
+        "abstention_mean",
+        "abstention_std",
+        "always_abstain_em",
+        "always_abstain_f1",
+        "always_abstain_rouge_l",
         "params",
         "param_reduction",
+        "nominal_params",
+        "param_reduction_nominal",
         "retention_em",
+        "retention_em_err",
         "retention_rouge_l",
+        "retention_rouge_l_err",
+        "flag",
         "n_questions",
     )
     # (1 teacher + 2 students x 2 methods) x 2 shots x 2 splits
@@ -240,7 +257,7 @@ def test_single_seed_and_missing_teacher(tmp_path: Path):
     assert float(row["param_reduction"]) == pytest.approx(95.0)
     assert row["retention_em"] == "" and row["retention_rouge_l"] == ""
     md = (root / "report" / "report.md").read_text(encoding="utf-8")
-    assert "retention cannot be computed (teacher result missing or 0)" in md
+    assert "demo-en, zero-shot, test, teacher teacher-1b, method finetune: no claim: no teacher result" in md
 
 
 def test_teacher_with_zero_score_gives_empty_retention(tmp_path: Path):
@@ -263,22 +280,27 @@ def test_report_md_setup_and_tables(report: ReportPaths):
     assert md.startswith("# qadistill report: run")
     assert "Seeds: 1, 2, 3" in md
     assert "Dataset `squad_v2`: validation 200 questions, test 200 questions" in md
-    assert "### squad_v2 — validation" in md and "### squad_v2 — test" in md
-    assert "| EM zero-shot | ROUGE-L zero-shot | EM one-shot | ROUGE-L one-shot |" in md
-    # student-100m / finetune on test: zero-shot 30 ± 2, one-shot 45 ± 2; retention 50.00 (0-shot), 64.29 (1-shot)
-    line = next(ln for ln in md.splitlines() if ln.startswith("| student-100m | finetune |") and "30.00 ± 2.00" in ln)
-    assert "| 100M | 90.00 | 30.00 ± 2.00 | 40.00 ± 2.00 | 45.00 ± 2.00 | 55.00 ± 2.00 |" in line
-    assert "| 50.00 / 64.29 |" in line
-    assert "| **teacher-1b** | teacher | 1B | 0.00 | 60.00 ± 1.00 | 70.00 ± 1.00 | 70.00 ± 1.00 | 80.00 ± 1.00 |" in md
+    assert "### squad_v2 — validation — zero-shot" in md and "### squad_v2 — test — one-shot" in md
+    assert "| Model | Method | Params | Reduction % exact | Reduction % nominal | EM | F1 | ROUGE-L |" in md
+    # student-100m / finetune on test, zero-shot: EM 30 ± 2 (F1 +5, ROUGE-L +10); retention 30/60 and 40/70 with
+    # the propagated error 50 * sqrt((2/30)^2 + (1/60)^2) = 3.44 and 57.14 * sqrt((2/40)^2 + (1/70)^2) = 2.97.
+    test_0shot = md.split("### squad_v2 — test — zero-shot")[1].split("###")[0]
+    line = next(ln for ln in test_0shot.splitlines() if ln.startswith("| student-100m | finetune |"))
+    assert line == (
+        "| student-100m | finetune | 100M | 90.00 | 90.00† | 30.00 ± 2.00 | 35.00 ± 2.00 | 40.00 ± 2.00 "
+        "| 50.00 ± 3.44 | 57.14 ± 2.97 | 3 |"
+    )
+    assert "| **teacher-1b** | teacher | 1B | 0.00 | 0.00 | 60.00 ± 1.00 | 65.00 ± 1.00 | 70.00 ± 1.00 | 100.00 |" in md
 
 
-def test_report_md_finding_a_best_retention_at_largest_reduction(report: ReportPaths):
+def test_report_md_claim_per_method(report: ReportPaths):
     md = report.report_md.read_text(encoding="utf-8")
+    # Best by construction: student-500m / distill-srkl one-shot test, 58 vs 70 (82.9%) and 68 vs 80 (85.0%).
     assert (
-        "squad_v2, zero-shot, test (teacher teacher-1b): at the largest parameter reduction, 90.00% (student-100m), "
-        "the best EM retention is 71.67% (student-100m, distill-srkl: 43.00 ± 2.00 vs teacher 60.00) and the best "
-        "ROUGE-L retention is 75.71% (student-100m, distill-srkl: 53.00 ± 2.00 vs teacher 70.00)."
+        "squad_v2, one-shot, test, teacher teacher-1b, method distill-srkl: no student keeps ≥ 90% of both; the "
+        "closest, student-500m at 50.0% fewer parameters, keeps EM 82.9 ± 3.1%, ROUGE-L 85.0 ± 2.7%."
     ) in md
+    assert "squad_v2, one-shot, test, teacher teacher-1b, method finetune: no student keeps" in md
 
 
 def test_report_md_finding_b_one_shot_minus_zero_shot(report: ReportPaths):
@@ -292,13 +314,14 @@ def test_report_md_finding_b_one_shot_minus_zero_shot(report: ReportPaths):
 
 def test_report_md_finding_c_distilled_minus_finetuned(report: ReportPaths):
     md = report.report_md.read_text(encoding="utf-8")
+    # Both methods move by the same 2 points per seed, so the per-seed differences are constant: a zero-width interval.
     assert (
-        "student-100m, squad_v2 zero-shot test: distill-srkl minus finetune EM +13.00 (exceeds the pooled seed std "
-        "2.00), ROUGE-L +13.00 (exceeds the pooled seed std 2.00)."
+        "student-100m, squad_v2 zero-shot test: distill-srkl minus finetune EM +13.00 (95% CI [+13.00, +13.00] over 3 "
+        "paired seeds, excludes 0), F1 +13.00"
     ) in md
     assert (
-        "student-500m, squad_v2 one-shot validation: distill-srkl minus finetune EM +1.00 (within the pooled seed "
-        "std 2.00)"
+        "student-500m, squad_v2 one-shot validation: distill-srkl minus finetune EM +1.00 (95% CI [+1.00, +1.00] "
+        "over 3 paired seeds, excludes 0)"
     ) in md
 
 
@@ -322,8 +345,11 @@ def test_findings_data(shared_run):
     assert findings.val_test_pairs_checked == 10
     assert len(findings.one_shot_gain) == 5 * 2  # 5 (model, method) x 2 splits
     assert len(findings.distill_vs_finetune) == 2 * 2 * 2  # 2 students x 2 shots x 2 splits
-    assert len(findings.retention_at_max_reduction) == 4
-    assert all(f.data["best_method_em"] == "distill-srkl" for f in findings.retention_at_max_reduction)
+    # One claim per teacher x dataset x shots x split x method (2 x 2 x 2), never merged over methods.
+    assert len(findings.retention_claims) == 8
+    assert sorted({f.data["method"] for f in findings.retention_claims}) == ["distill-srkl", "finetune"]
+    assert not any(f.data["claimed"] for f in findings.retention_claims)
+    assert findings.collapsed == []
 
 
 def test_val_test_gap_needs_two_seeds(tmp_path: Path):
@@ -392,7 +418,7 @@ def test_malformed_and_irrelevant_files_are_skipped_with_warning(run_dir: Path, 
     assert "half/metrics.json (unreadable JSON" in skipped[0]
     assert "plain-evaluate/metrics.json (missing keys: model, role, method" in skipped[0]
     assert "list/metrics.json (not a JSON object)" in skipped[0]
-    assert "bad-role/metrics.json ('role' must be 'teacher' or 'student'" in skipped[0]
+    assert "bad-role/metrics.json ('role' must be one of teacher, student, untuned" in skipped[0]
     assert len(read_csv(paths.summary_csv)) == 20
 
 
@@ -451,10 +477,7 @@ def test_summary_table_text(run_dir: Path):
     assert summary_table_text(csv_rows) == text
 
 
-def test_report_command_with_typer(run_dir: Path, tmp_path: Path):
-    app = typer.Typer()
-    app.command("report")(report_command)
-    app.command("other")(lambda: None)  # two commands so "report" is addressed by name, as in the real CLI
+def test_report_command(run_dir: Path, tmp_path: Path):
     out = tmp_path / "custom-out"
     result_ = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
     assert result_.exit_code == 0, result_.output

@@ -75,6 +75,11 @@ WANT = {
     "NoAns_total": 2,
     # ROUGE-L: q1 max("the Broncos" vs "Denver Broncos" 1/2, vs "Broncos" 2/3); q2 2/3; q3 1; q4 0
     "rouge_l": pytest.approx(100 * (2 / 3 + 2 / 3 + 1 + 0) / 4),
+    # q3 abstains; answering nothing everywhere would be right on the two unanswerable questions
+    "abstention_rate": 25.0,
+    "always_abstain_exact": 50.0,
+    "always_abstain_f1": 50.0,
+    "always_abstain_rouge_l": 50.0,
     "missing": 0,
 }
 
@@ -300,6 +305,10 @@ def test_all_empty_predictions_on_real_squad_v2_dev(shared_data: Path, tmp_path:
     assert got["rouge_l"] == 100 * 3168 / 6078
     assert (got["NoAns_exact"], got["NoAns_total"]) == (100.0, 3168)
     assert (got["HasAns_exact"], got["HasAns_f1"], got["HasAns_total"]) == (0.0, 0.0, 2910)
+    # Answering nothing is abstaining on every question, and scores exactly the always-abstain baseline.
+    assert got["abstention_rate"] == 100.0
+    assert (got["always_abstain_exact"], got["always_abstain_f1"]) == (got["exact"], got["f1"])
+    assert got["always_abstain_rouge_l"] == got["rouge_l"]
 
 
 @pytest.mark.realdata
@@ -311,3 +320,6 @@ def test_gold_predictions_on_real_mlqa_dev(shared_data: Path, tmp_path: Path) ->
         got = score_files(data, write_json(tmp_path / f"gold-{lang}.json", golds))
         assert (got["exact"], got["f1"], got["rouge_l"]) == (100.0, 100.0, 100.0)
         assert got["total"] == {"en": 1148, "de": 512}[lang]
+        assert got["abstention_rate"] == 0.0  # every gold answer is a real answer
+        # MLQA has no unanswerable questions: abstaining scores nothing.
+        assert (got["always_abstain_exact"], got["always_abstain_f1"], got["always_abstain_rouge_l"]) == (0, 0, 0)

@@ -13,10 +13,12 @@ import torch
 
 from qadistill.errors import QADistillError
 from qadistill.losses import get_divergence, get_sparse_divergence
+from qadistill.modeling import answer_logits
 from qadistill.models import build_tiny_model
-from qadistill.train.answer_logits import answer_logits
 from qadistill.train.batching import TokenizedExample, collate
 from qadistill.train.teacher_cache import (
+    CacheSettings,
+    CacheTeacher,
     build_cache,
     cache_key,
     examples_fingerprint,
@@ -62,11 +64,7 @@ def build(teacher, examples, folder: Path, *, k: int = 8, batch_size: int = 4, t
         folder,
         key=folder.name,
         key_doc={},
-        k=k,
-        temperature=temperature,
-        vocab=SHARED,
-        pad_id=PAD,
-        batch_size=batch_size,
+        settings=CacheSettings(vocab=SHARED, k=k, temperature=temperature, batch_size=batch_size, pad_id=PAD),
         info={"teacher_params": 1, "teacher_layers": 2},
         progress=False,
     )
@@ -241,30 +239,26 @@ def test_key_follows_weights_tokenizer_data_prompt_k_and_temperature(teacher, ex
 
 def test_prepare_builds_once_then_never_loads_the_teacher(teacher, examples, tmp_path, monkeypatch):
     monkeypatch.setattr("qadistill.train.teacher_cache.teacher_weight_files", lambda spec: None)
-    kwargs = {
-        "root": tmp_path,
-        "teacher_spec": "in-memory",
-        "teacher_dtype": "float32",
-        "tokenizer": StubTokenizer(),
-        "examples": examples,
-        "prompt": {"shots": 0},
-        "vocab": SHARED,
-        "k": 16,
-        "temperature": 1.0,
-        "batch_size": 4,
-        "pad_id": PAD,
-        "progress": False,
-    }
+    settings = CacheSettings(vocab=SHARED, k=16, temperature=1.0, batch_size=4, pad_id=PAD)
+    kwargs = {"root": tmp_path, "tokenizer": StubTokenizer(), "examples": examples, "prompt": {"shots": 0}}
+    kwargs |= {"progress": False}
+
+    def in_memory(model, load) -> CacheTeacher:
+        return CacheTeacher(spec="in-memory", dtype="float32", model=model, load=load)
+
     loads = []
-    first = prepare_cache(teacher=None, load_teacher=lambda: loads.append(1) or teacher, **kwargs)
+    first = prepare_cache(teacher=in_memory(None, lambda: loads.append(1) or teacher), settings=settings, **kwargs)
     assert first.built and loads == [1]
     summary = first.summary()
     assert summary["key"] == first.cache.key and summary["k"] == 16 and summary["built"]
     # with the teacher in hand (a pruned student) the cache is found again, and nothing is loaded
-    again = prepare_cache(teacher=teacher, load_teacher=lambda: pytest.fail("loaded"), **kwargs)
+    held = in_memory(teacher, lambda: pytest.fail("loaded"))
+    again = prepare_cache(teacher=held, settings=settings, **kwargs)
     assert not again.built and again.cache.key == first.cache.key
-    assert prepare_cache(teacher=teacher, load_teacher=None, **kwargs | {"k": 8}).cache.key != first.cache.key
-    huge = prepare_cache(teacher=teacher, load_teacher=None, **kwargs | {"k": 10**6})
+    k8 = CacheSettings(vocab=SHARED, k=8, temperature=1.0, batch_size=4, pad_id=PAD)
+    assert prepare_cache(teacher=held, settings=k8, **kwargs).cache.key != first.cache.key
+    huge_k = CacheSettings(vocab=SHARED, k=10**6, temperature=1.0, batch_size=4, pad_id=PAD)
+    huge = prepare_cache(teacher=held, settings=huge_k, **kwargs)
     assert huge.cache.k == SHARED  # k is capped at the shared vocabulary
 
 

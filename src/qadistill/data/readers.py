@@ -2,9 +2,11 @@
 
 Both datasets use the SQuAD layout (data -> paragraphs -> qas -> answers). Every problem a user can fix
 (missing file, bad encoding, malformed JSON, wrong schema, duplicate ids) is a one-line `QADistillError` that
-names the file and, for schema problems, the JSON location. Answers whose `answer_start` does not point at
-their text are counted and skipped with one warning per file (or rejected with `strict=True`), because a wrong
-offset would silently corrupt span-based training targets.
+names the file and, for schema problems, the JSON location. Every question is kept, whatever its offsets: the
+official scorers use the answer texts only. An `answer_start` that does not point at its text (or rejected with
+`strict=True`) is corrected to the nearest place the text occurs in the context, or set to None when the text is
+not in the context at all; such answers still count for scoring but give no span to train on
+(`examples.with_training_spans`). One warning per file counts both.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ _MLQA_NAME = re.compile(r"context-([A-Za-z]{2,3})-question-([A-Za-z]{2,3})")
 
 
 @dataclass
-class OffsetReport:
-    """What the offset check found in one source: answers skipped and questions left without an answer."""
+class OffsetCheck:
+    """The answer-offset check of one source (`source` names it in messages, `lang` is its language, `strict`
+    makes a wrong offset an error) and what it found: offsets corrected, and answers not found in their context."""
 
-    bad_answers: int = 0
-    dropped_questions: int = 0
+    source: str
+    lang: str
+    strict: bool = False
+    corrected: int = 0
+    not_found: int = 0
 
 
 def infer_lang(path: Path) -> str:
@@ -121,7 +127,20 @@ def _answer_ok(context: str, text: str, start: int) -> bool:
     return bool(text) and 0 <= start and context[start : start + len(text)] == text
 
 
+def _locate(context: str, text: str, start: int) -> int | None:
+    """Where `text` occurs in `context` nearest to `start` (None: nowhere, or an empty text)."""
+    if not text:
+        return None
+    found, at = None, context.find(text)
+    while at != -1:
+        if found is None or abs(at - start) < abs(found - start):
+            found = at
+        at = context.find(text, at + 1)
+    return found
+
+
 def build_example(
+    check: OffsetCheck,
     *,
     qid: str,
     title: str,
@@ -129,16 +148,13 @@ def build_example(
     question: str,
     answers: list[tuple[str, int]],
     impossible: bool,
-    lang: str,
-    strict: bool,
-    report: OffsetReport,
-    source: str,
     where: str,
-) -> QAExample | None:
-    """Check one question's answers against its context; None when an answerable question has none left.
+) -> QAExample:
+    """Check one question's answers against its context, correcting wrong offsets (see the module docstring).
 
     Shared by the file reader and the Hugging Face hub converter so both apply identical rules.
     """
+    lang, source = check.lang, check.source
     if impossible:
         return QAExample(id=qid, title=title, context=context, question=question, answers=(), lang=lang)
     if not answers:
@@ -148,7 +164,7 @@ def build_example(
         if _answer_ok(context, text, start):
             kept.append(Answer(text=text, start=start))
             continue
-        if strict:
+        if check.strict:
             found = context[max(start, 0) : max(start, 0) + len(text)]
             raise _fail(
                 source,
@@ -156,22 +172,26 @@ def build_example(
                 f"answer {a_idx} of question '{qid}' does not match the context at answer_start={start} "
                 f"(text {text[:60]!r}, context has {found[:60]!r})",
             )
-        report.bad_answers += 1
-    if not kept:
-        report.dropped_questions += 1
-        return None
+        located = _locate(context, text, start)
+        if located is None:
+            check.not_found += 1
+        else:
+            check.corrected += 1
+        kept.append(Answer(text=text, start=located))
     return QAExample(id=qid, title=title, context=context, question=question, answers=tuple(kept), lang=lang)
 
 
-def warn_offsets(report: OffsetReport, source: str) -> None:
-    """One warning per source, so a file with many bad offsets does not flood the log."""
-    if report.bad_answers:
+def warn_offsets(check: OffsetCheck) -> None:
+    """One warning per source, so a file with many bad offsets does not flood the log; it says what was done."""
+    if check.corrected or check.not_found:
         logger.warning(
-            "%s: skipped %d answer(s) whose answer_start does not match the context; "
-            "dropped %d answerable question(s) left without a valid answer",
-            source,
-            report.bad_answers,
-            report.dropped_questions,
+            "%s: %d answer(s) have an answer_start that does not point at their text: %d corrected to where the "
+            "text occurs in the context, %d not found in the context (still scored, not used as training spans); "
+            "every question is kept",
+            check.source,
+            check.corrected + check.not_found,
+            check.corrected,
+            check.not_found,
         )
 
 
@@ -180,13 +200,12 @@ def read_qa_file(path: Path, *, lang: str | None = None, strict: bool = False) -
 
     `lang` defaults to the context language in an MLQA file name, else "en". Unanswerable SQuAD v2 questions
     get `answers=()`; answerable ones keep every gold answer as given (duplicates included: the scorer takes
-    the max). Answers with a wrong `answer_start` are skipped with one warning (error when `strict`).
+    the max). Wrong `answer_start`s are corrected or cleared with one warning (an error when `strict`).
     """
     path = Path(path)
     doc = load_json_file(path)
     source = str(path)
-    lang = lang or infer_lang(path)
-    report = OffsetReport()
+    check = OffsetCheck(source, lang or infer_lang(path), strict)
     seen: dict[str, str] = {}
     examples: list[QAExample] = []
     for title, context, qa, q_where in _iter_questions(doc, source):
@@ -211,21 +230,17 @@ def read_qa_file(path: Path, *, lang: str | None = None, strict: bool = False) -
                     (_get(ans, "text", str, source, a_where), _get(ans, "answer_start", int, source, a_where))
                 )
         example = build_example(
+            check,
             qid=qid,
             title=title,
             context=context,
             question=question,
             answers=answers,
             impossible=impossible,
-            lang=lang,
-            strict=strict,
-            report=report,
-            source=source,
             where=q_where,
         )
-        if example is not None:
-            examples.append(example)
-    warn_offsets(report, source)
+        examples.append(example)
+    warn_offsets(check)
     return examples
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qadistill.data.examples import QAExample
-from qadistill.data.readers import DatasetKind, OffsetReport, build_example, read_qa_file, warn_offsets
+from qadistill.data.readers import DatasetKind, OffsetCheck, build_example, read_qa_file, warn_offsets
 from qadistill.errors import QADistillError
 
 logger = logging.getLogger("qadistill.data")
@@ -41,7 +41,8 @@ class DatasetInfo:
 
     `local_files` are paths relative to the data dir, each read when present. `full_files` maps an official
     full file to the subset file in `local_files` it replaces when present. `resource` names a file shipped
-    in `qadistill/resources` (demo data); such datasets have no local or hub source.
+    in `qadistill/resources` (demo data); such datasets have no local or hub source. `dev_files` (file names)
+    and `dev_hub_splits` mark the official dev data, the rest being training data (`splits.eval_from: dev`).
     """
 
     name: str
@@ -53,6 +54,8 @@ class DatasetInfo:
     hub_splits: tuple[str, ...] = ()
     full_files: tuple[tuple[str, str], ...] = ()
     resource: str | None = None
+    dev_files: tuple[str, ...] = ()
+    dev_hub_splits: tuple[str, ...] = ()
 
 
 def _mlqa(lang: str) -> DatasetInfo:
@@ -67,6 +70,8 @@ def _mlqa(lang: str) -> DatasetInfo:
         hub_id="facebook/mlqa",
         hub_config=f"mlqa.{lang}.{lang}",
         hub_splits=("validation", "test"),
+        dev_files=(f"dev-context-{lang}-question-{lang}.json", f"test-context-{lang}-question-{lang}.json"),
+        dev_hub_splits=("validation", "test"),
     )
 
 
@@ -88,6 +93,8 @@ DATASETS: Mapping[str, DatasetInfo] = {
                 ("squad_v2/train-v2.0.json", "squad_v2/train-v2.0.first-11-articles.json"),
                 ("squad_v2/dev-v2.0.json", "squad_v2/dev-v2.0.labelled-half.json"),
             ),
+            dev_files=("dev-v2.0.json", "dev-v2.0.labelled-half.json"),
+            dev_hub_splits=("validation",),
         ),
         _mlqa("en"),
         _mlqa("de"),
@@ -146,32 +153,47 @@ def local_paths(info: DatasetInfo, data_dir: Path | None) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class SourcePart:
+    """The examples of one source (a file or a hub split); `dev` when it is the dataset's official dev data."""
+
+    source: str
+    dev: bool
+    examples: list[QAExample]
+
+
 def load_examples(name: str, data_dir: Path | None, *, strict: bool = False) -> list[QAExample]:
     """All examples of dataset `name`, pooled over its files or hub splits (see the module docstring)."""
+    return [ex for part in load_parts(name, data_dir, strict=strict) for ex in part.examples]
+
+
+def load_parts(name: str, data_dir: Path | None, *, strict: bool = False) -> list[SourcePart]:
+    """The examples of dataset `name` source by source, question ids unique across sources."""
     info = get_dataset_info(name)
     if info.resource is not None:
-        return _load_resource(info, strict=strict)
+        return [SourcePart(info.resource, False, _load_resource(info, strict=strict))]
     paths = local_paths(info, data_dir)
     if paths:
         logger.info("dataset %r: reading %s", name, ", ".join(str(p) for p in paths))
-        parts = [(str(p), read_qa_file(p, lang=info.lang, strict=strict)) for p in paths]
-        return _pool(name, parts)
-    return _load_from_hub(info, data_dir, strict=strict)
+        parts = [
+            SourcePart(str(p), p.name in info.dev_files, read_qa_file(p, lang=info.lang, strict=strict)) for p in paths
+        ]
+    else:
+        parts = _load_from_hub(info, data_dir, strict=strict)
+    _check_unique_across(name, parts)
+    return parts
 
 
-def _pool(name: str, parts: list[tuple[str, list[QAExample]]]) -> list[QAExample]:
-    """Concatenate sources, refusing an id found in two of them (split id files must be unambiguous)."""
+def _check_unique_across(name: str, parts: list[SourcePart]) -> None:
+    """Refuse an id found in two sources (split id files must be unambiguous)."""
     origin: dict[str, str] = {}
-    pooled: list[QAExample] = []
-    for source, examples in parts:
-        for ex in examples:
+    for part in parts:
+        for ex in part.examples:
             if ex.id in origin:
                 raise QADistillError(
-                    f"dataset {name!r}: question id {ex.id!r} appears in both {origin[ex.id]} and {source}"
+                    f"dataset {name!r}: question id {ex.id!r} appears in both {origin[ex.id]} and {part.source}"
                 )
-            origin[ex.id] = source
-        pooled.extend(examples)
-    return pooled
+            origin[ex.id] = part.source
 
 
 def _load_resource(info: DatasetInfo, *, strict: bool) -> list[QAExample]:
@@ -210,13 +232,13 @@ def _unavailable(info: DatasetInfo, data_dir: Path | None, reason: str) -> QADis
     )
 
 
-def _load_from_hub(info: DatasetInfo, data_dir: Path | None, *, strict: bool) -> list[QAExample]:
+def _load_from_hub(info: DatasetInfo, data_dir: Path | None, *, strict: bool) -> list[SourcePart]:
     if info.hub_id is None:
         raise _unavailable(info, data_dir, "this dataset has no hub copy")
     offline = _hub_offline_reason()
     if offline is not None:
         raise _unavailable(info, data_dir, offline)
-    parts: list[tuple[str, list[QAExample]]] = []
+    parts: list[SourcePart] = []
     for split in info.hub_splits:
         source = f"hub:{info.hub_id}" + (f"/{info.hub_config}" if info.hub_config else "") + f"[{split}]"
         try:
@@ -227,8 +249,8 @@ def _load_from_hub(info: DatasetInfo, data_dir: Path | None, *, strict: bool) ->
             raise _unavailable(info, data_dir, _one_line(exc)) from None
         logger.info("dataset %r: loaded %s from the Hugging Face hub", info.name, source)
         examples = rows_to_examples(rows, kind=info.kind, lang=info.lang, strict=strict, source=source)
-        parts.append((source, examples))
-    return _pool(info.name, parts)
+        parts.append(SourcePart(source, split in info.dev_hub_splits, examples))
+    return parts
 
 
 def _row_field(row: Mapping[str, Any], key: str, kind: type, source: str, where: str) -> Any:
@@ -254,7 +276,7 @@ def rows_to_examples(
     For SQuAD v2 an empty `answers.text` list marks an unanswerable question (the hub copy has no
     is_impossible column); for MLQA it is an error, as in files. The offset check is the same as for files.
     """
-    report = OffsetReport()
+    check = OffsetCheck(source, lang, strict)
     examples: list[QAExample] = []
     seen: set[str] = set()
     for idx, row in enumerate(rows):
@@ -271,19 +293,15 @@ def rows_to_examples(
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in starts):
             raise QADistillError(f"{source}: {where}: answers.answer_start must be integers")
         example = build_example(
+            check,
             qid=qid,
             title=_row_field(row, "title", str, source, where),
             context=_row_field(row, "context", str, source, where),
             question=_row_field(row, "question", str, source, where),
             answers=list(zip(texts, starts, strict=True)),
             impossible=kind == "squad_v2" and not texts,
-            lang=lang,
-            strict=strict,
-            report=report,
-            source=source,
             where=where,
         )
-        if example is not None:
-            examples.append(example)
-    warn_offsets(report, source)
+        examples.append(example)
+    warn_offsets(check)
     return examples

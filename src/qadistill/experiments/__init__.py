@@ -1,7 +1,7 @@
 """Experiment grids: a typed YAML config, its plan of stages, and the resumable runner (plus the embedded demo)."""
 
 from qadistill.experiments.config import ExperimentConfig, config_from_dict, load_config, save_resolved
-from qadistill.experiments.demo import demo_config, run_demo
+from qadistill.experiments.demo import demo_config
 from qadistill.experiments.plan import Plan, Stage, format_plan, plan_experiment
 from qadistill.experiments.runner import RunOutcome, run_experiment
 
@@ -15,7 +15,6 @@ __all__ = [
     "format_plan",
     "load_config",
     "plan_experiment",
-    "run_demo",
     "run_experiment",
     "save_resolved",
 ]

@@ -18,16 +18,23 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from qadistill.config import GenerationConfig, ModelLoadConfig, SplitConfig, Strict
+from qadistill.config import GenerationConfig, ModelLoadConfig, PruneConfig, SplitConfig, Strict
 from qadistill.errors import QADistillError, format_validation_error
+from qadistill.experiments.executor_config import ExecutorConfig, LocalExecutor
 from qadistill.io import atomic_write_text
 from qadistill.overrides import apply_overrides
+from qadistill.tracking import TrackingConfig
 from qadistill.train.config import DistillConfig, TrainConfig
+from qadistill.yaml_safe import load_yaml
 
 RESOLVED_CONFIG = "config.resolved.yaml"
 DIVERGENCE_NAMES = ("forward_kl", "reverse_kl", "skl", "srkl", "jsd", "tvd")
 PRUNE_PRESETS = ("half", "quarter", "every_other")
-EVAL_SPLITS = ("validation", "test")
+PRUNE_METHODS = ("block_influence", "block", "spread")
+Shots = Literal[0, 1]
+EvalSplit = Literal["validation", "test"]
+ALL_SHOTS: tuple[Shots, ...] = (0, 1)
+EVAL_SPLITS: tuple[EvalSplit, ...] = ("validation", "test")
 
 # A name becomes one folder name under the run dir: no separators, no "..", no leading dot or dash.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$")
@@ -54,41 +61,101 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+InitStep = Literal["heal", "sft"]
+
+
 class StudentSpec(Strict):
     """A student of one teacher: a model spec (hub id, registry name, folder) or the teacher with layers pruned.
 
-    `prune` is `half`, `quarter`, `every_other` or a list of layer indices to keep; the pruned copy is taken from
-    the fine-tuned teacher of the same dataset and prompt mode, so distilled and fine-tuned students start alike.
+    `prune` is `half`, `quarter`, `every_other`, a list of layer indices to keep, or `{method, keep,
+    calibration_examples}` (`PruneConfig`: `block_influence` or `block` measured on training prompts, or evenly
+    `spread`). The pruned copy is taken from the fine-tuned teacher of the same dataset and prompt mode, so
+    distilled and fine-tuned students start alike.
+    `init` prepares the student once before its methods train it (DistiLLM's pipeline): `heal` distils the
+    teacher into a pruned student at every position (`init.heal` settings), `sft` fine-tunes it on the task and
+    keeps its best validation (`init.sft`); `[heal, sft]` does both, in that order. Every method of the student
+    (distillation and the fine-tuned baseline alike) continues from the result with the same budget.
     """
 
     name: str
     model: str | None = None
-    prune: Literal["half", "quarter", "every_other"] | list[int] | None = None
+    prune: PruneConfig | list[int] | Literal["half", "quarter", "every_other"] | None = None
+    init: list[InitStep] = Field(default_factory=list)
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init_list(cls, value: Any) -> Any:
+        if value is None or value == "none":
+            return []
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("init")
+    @classmethod
+    def _init_order(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value) or value not in ([], ["heal"], ["sft"], ["heal", "sft"]):
+            raise ValueError(f"init {value} must be one of: sft, heal, [heal, sft]")
+        return value
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return check_name(value, "student name")
 
-    @field_validator("prune")
+    @field_validator("prune", mode="before")
     @classmethod
-    def _prune_indices(cls, value: Any) -> Any:
+    def _prune(cls, value: Any) -> Any:
+        """One clear message per form (a union's errors would list every form's complaint)."""
+        if value is None or isinstance(value, PruneConfig):
+            return value
+        if isinstance(value, dict):
+            try:
+                return PruneConfig.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError(format_validation_error(exc)) from None
         if isinstance(value, list):
             if not value:
                 raise ValueError("prune keeps no layers (empty list)")
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+                raise ValueError(f"prune {value} must list layer indices (integers)")
             if len(set(value)) != len(value):
                 raise ValueError(f"prune {value} repeats a layer")
-        return value
+            return value
+        if isinstance(value, str) and value in PRUNE_PRESETS:
+            return value
+        raise ValueError(
+            f"unknown layer selection {value!r}; use {', '.join(PRUNE_PRESETS)}, a list of layer indices or "
+            f"{{method: {'|'.join(PRUNE_METHODS)}, keep: N}}"
+        )
 
     @model_validator(mode="after")
     def _one_source(self) -> StudentSpec:
         if (self.model is None) == (self.prune is None):
             raise ValueError(f"student {self.name!r} needs exactly one of 'model' or 'prune'")
+        if "heal" in self.init and self.prune is None:
+            raise ValueError(f"student {self.name!r}: init heal is for pruned students (it has no 'prune')")
         return self
 
     @property
     def prune_keep(self) -> str | list[int] | None:
-        return self.prune
+        """The preset or indices of a `prune` given in that form (None for a `PruneConfig`)."""
+        return None if isinstance(self.prune, PruneConfig) else self.prune
+
+    def check_prune(self, teacher_layers: int) -> None:
+        """Refuse a `prune` the teacher's `teacher_layers` cannot satisfy; ValueError naming the student."""
+        prune = self.prune
+        if isinstance(prune, PruneConfig) and prune.keep >= teacher_layers:
+            raise ValueError(
+                f"student {self.name!r}: prune.keep {prune.keep} must be below the teacher's {teacher_layers} layers"
+            )
+        if isinstance(prune, list):
+            bad = [i for i in prune if not -teacher_layers <= i < teacher_layers]
+            if bad:
+                raise ValueError(
+                    f"student {self.name!r}: prune index {bad[0]} is out of range for a teacher with {teacher_layers} "
+                    "layers"
+                )
+            if len({i % teacher_layers for i in prune}) != len(prune):
+                raise ValueError(f"student {self.name!r}: prune {prune} repeats a layer")
 
 
 class TeacherSpec(Strict):
@@ -103,6 +170,18 @@ class TeacherSpec(Strict):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return check_name(value, "teacher name")
+
+    @model_validator(mode="after")
+    def _prunable(self) -> TeacherSpec:
+        """Pruned students' layer counts against the teacher's, where that is known without loading weights."""
+        from qadistill.models import known_layer_count
+
+        if any(s.prune is not None for s in self.students):
+            layers = known_layer_count(self.model)
+            if layers is not None:
+                for student in self.students:
+                    student.check_prune(layers)
+        return self
 
     @model_validator(mode="after")
     def _unique_students(self) -> TeacherSpec:
@@ -165,6 +244,36 @@ class MethodSpec(Strict):
         return f"distill-{self.divergence}" + ("+adaptive" if self.adaptive else "")
 
 
+class HealSettings(Strict):
+    """How pruned students are healed: distillation from the fine-tuned teacher at every position (forward KL by
+    default), with `train` / `distill` overriding the shared sections. Off-policy sampling and the teacher cache
+    do not apply (always off)."""
+
+    train: dict[str, Any] = Field(default_factory=dict)
+    distill: dict[str, Any] = Field(default_factory=lambda: {"divergence": "forward_kl"})
+
+
+class SftSettings(Strict):
+    """How students are initialised by fine-tuning (DistiLLM's "init" stage): `train` overrides the shared
+    section; by default the weights of the lowest validation CE are kept."""
+
+    train: dict[str, Any] = Field(default_factory=lambda: {"keep": "best", "select_metric": "val_ce"})
+
+
+class InitSection(Strict):
+    heal: HealSettings = HealSettings()
+    sft: SftSettings = SftSettings()
+
+
+def merge_train(base: TrainConfig, extra: dict[str, Any]) -> TrainConfig:
+    """`base` updated by the overrides `extra`; a budget given in `extra` (steps or epochs) replaces the other."""
+    doc = deep_merge(base.model_dump(), extra)
+    for budget, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
+        if extra.get(budget) is not None and other not in extra:
+            doc[other] = None
+    return TrainConfig.model_validate(doc)
+
+
 class DataSection(Strict):
     """Where data files are (None: $QADISTILL_DATA_DIR, else the hub or the packaged demo sets) and how pools split."""
 
@@ -193,17 +302,21 @@ class ExperimentConfig(Strict):
     configs/accelerate/ddp.yaml --num_processes 8` (multi-GPU DDP/FSDP) or `torchrun --nproc_per_node 4`: the stage
     runs as `<launcher> -m qadistill finetune|distill --config <stage>/launch_job.yaml`. Evaluations stay in this
     process. None (default): trainings run in this process too.
+
+    `executor` says where stages run: `{kind: local}` (default) in this process, `{kind: slurm, partition: ...}`
+    each as a SLURM job (`executor_config.py`, docs/clusters.md).
+    `tracking` (off by default) sends every stage to the named trackers as a run of its own, named
+    `<run_name or name>/<stage id>` and tagged with its teacher, student, method, dataset, shots and seed; local
+    trackers write under `<run folder>/tracking` unless `tracking.dir` says otherwise.
     """
 
     name: str = "experiment"
     teachers: list[TeacherSpec] = Field(min_length=1)
     methods: list[MethodSpec] = Field(min_length=1)
     datasets: list[str] = Field(min_length=1)
-    shots: list[Literal[0, 1]] = Field(default_factory=lambda: [0, 1], min_length=1)
+    shots: list[Shots] = Field(default_factory=lambda: list(ALL_SHOTS), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
-    eval_splits: list[Literal["validation", "test"]] = Field(
-        default_factory=lambda: ["validation", "test"], min_length=1
-    )
+    eval_splits: list[EvalSplit] = Field(default_factory=lambda: list(EVAL_SPLITS), min_length=1)
     data: DataSection = DataSection()
     prompt: PromptSection = PromptSection()
     generation: GenerationConfig = GenerationConfig()
@@ -213,8 +326,12 @@ class ExperimentConfig(Strict):
     keep_models: bool = True
     keep_checkpoints: bool = False
     launcher: str | None = None
+    evaluate_untuned: bool = False
+    executor: ExecutorConfig = LocalExecutor()
     train: TrainConfig = TrainConfig()
     distill: DistillConfig = DistillConfig()
+    init: InitSection = InitSection()
+    tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("name")
     @classmethod
@@ -287,11 +404,25 @@ class ExperimentConfig(Strict):
 
     def teacher_train(self, teacher: TeacherSpec) -> TrainConfig:
         """The training settings of a teacher's fine-tuning: `train` updated by the teacher's own `train`."""
-        return TrainConfig.model_validate(deep_merge(self.train.model_dump(), teacher.train))
+        return merge_train(self.train, teacher.train)
 
     def method_train(self, method: MethodSpec) -> TrainConfig:
         """A method's training settings: `train` updated by the method's own `train`."""
-        return TrainConfig.model_validate(deep_merge(self.train.model_dump(), method.train))
+        return merge_train(self.train, method.train)
+
+    def heal_train(self) -> TrainConfig:
+        return merge_train(self.train, self.init.heal.train)
+
+    def heal_distill(self) -> DistillConfig:
+        """`distill` updated by `init.heal.distill`, at every position, with the live teacher and no sampling."""
+        doc = deep_merge(self.distill.model_dump(), self.init.heal.distill)
+        doc["positions"] = "all"
+        doc["off_policy"]["enabled"] = False
+        doc["teacher_cache"]["enabled"] = False
+        return DistillConfig.model_validate(doc)
+
+    def sft_train(self) -> TrainConfig:
+        return merge_train(self.train, self.init.sft.train)
 
     def method_distill(self, method: MethodSpec) -> DistillConfig:
         """A distillation method's settings: `distill`, then the method's own `distill`, then its divergence and
@@ -324,6 +455,12 @@ class ExperimentConfig(Strict):
             _validated(lambda m=method: self.method_train(m), ("methods", i, "train"))
             if method.kind == "distill":
                 _validated(lambda m=method: self.method_distill(m), ("methods", i, "distill"))
+        steps = {step for teacher in self.teachers for student in teacher.students for step in student.init}
+        if "heal" in steps:
+            _validated(self.heal_train, ("init", "heal", "train"))
+            _validated(self.heal_distill, ("init", "heal", "distill"))
+        if "sft" in steps:
+            _validated(self.sft_train, ("init", "sft", "train"))
 
 
 def _unique(values: list, what: str) -> list:
@@ -391,7 +528,7 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise QADistillError(f"config {path}: cannot read it ({exc})") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, f"config {path}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -3,19 +3,19 @@
 SmolLM2-135M-Instruct (converted once by `qadistill setup`) is fine-tuned as the teacher; two students are made
 by keeping half and a quarter of its 30 layers, and each is distilled (skew reverse KL with adaptive off-policy
 sampling) and, as the baseline, fine-tuned; zero- and one-shot prompts, two seeds, validation and test splits of
-the packaged demo set; then the report. The settings live in `qadistill/configs/demo.yaml` (also
-`configs/demo.yaml` in the repository); `--data-dir` swaps the demo set for real SQuAD v2 files.
+the packaged demo set; then the report (`qadistill.study.run_demo` runs it). The settings live in
+`qadistill/configs/demo.yaml` (also `configs/demo.yaml` in the repository); `--data-dir` swaps the demo set for
+real SQuAD v2 files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 from qadistill.errors import QADistillError
 from qadistill.experiments.config import ExperimentConfig, config_from_dict
-from qadistill.experiments.runner import RunOutcome, run_experiment
 
 DEMO_CONFIG = "demo.yaml"
 
@@ -37,20 +37,3 @@ def demo_config(data_dir: str | Path | None = None, overrides: Sequence[str] = (
         doc.setdefault("data", {})["data_dir"] = str(Path(data_dir))
         doc["datasets"] = ["squad_v2"]
     return config_from_dict(doc, source=f"demo config qadistill/configs/{DEMO_CONFIG}", overrides=list(overrides))
-
-
-def run_demo(
-    out_dir: str | Path = Path("runs/demo"),
-    data_dir: str | Path | None = None,
-    *,
-    overrides: Sequence[str] = (),
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> RunOutcome:
-    """Run the demo into `out_dir` (resumable like any run) and print the summary table at the end."""
-    config = demo_config(data_dir, overrides)
-    if any(t.model.lower() == "smollm2-135m-instruct" for t in config.teachers):
-        from qadistill.models import ensure_smollm2
-
-        ensure_smollm2()  # converted once by `qadistill setup`; afterwards offline
-    return run_experiment(config, out_dir, progress=progress, echo=echo)

@@ -3,14 +3,17 @@
 For every dataset x prompt mode x teacher, in this order:
 
 1. the teacher is fine-tuned once, with the first seed (`<ds>/<k>shot/<teacher>/teacher/train`);
-2. the fine-tuned teacher is evaluated once per eval split, with the first seed (`.../teacher/eval/<split>`).
-   Evaluating the teacher once per seed would multiply the most expensive evaluations by the number of seeds,
-   and with greedy decoding the seed only changes the one-shot demonstrations, so the teacher row of the report
-   has one seed (std 0);
-3. each pruned student gets its initial weights once (`.../<student>/init`): the fine-tuned teacher with layers
-   removed, shared by the distilled and the fine-tuned student so both start from the same weights;
-4. for each seed, student and method, the student is trained (`.../<student>/<method>/seed<s>/train`) and
-   evaluated on every eval split (`.../seed<s>/eval/<split>`).
+2. the fine-tuned teacher is evaluated for every seed and eval split (`.../teacher/seed<s>/eval/<split>`): the
+   same weights, but the seed draws the one-shot demonstrations, so the teacher's row carries a spread like the
+   students' and retention a propagated error; with `evaluate_untuned`, the teacher's base model too
+   (`.../untuned/seed<s>/eval/<split>`, role "untuned": a baseline, never a student);
+3. each student is prepared once, with the first seed, shared by all its methods and seeds: a pruned student gets
+   the fine-tuned teacher's weights with layers removed (`.../<student>/prune`: by a preset, indices, or
+   importance measured on training prompts of the same dataset and prompt mode), then its `init` steps: healing
+   by distillation at every position (`.../<student>/heal`) and fine-tuning that keeps the best validation
+   (`.../<student>/sft`), each starting from the previous one's model;
+4. for each seed, student and method, the student is trained from its prepared weights
+   (`.../<student>/<method>/seed<s>/train`) and evaluated on every eval split (`.../seed<s>/eval/<split>`).
 
 A stage is finished when its result file exists (`train_result.json`, `metrics.json`, or the pruned model's
 `model/config.json`); each is written atomically, so an interrupted stage leaves no result file behind.
@@ -21,22 +24,31 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from qadistill.config import PruneConfig
 from qadistill.errors import QADistillError
 from qadistill.experiments.config import ExperimentConfig, MethodSpec, StudentSpec, TeacherSpec, check_name
+from qadistill.formatting import format_params
 
-StageKind = Literal["finetune", "distill", "prune", "evaluate"]
+StageKind = Literal["finetune", "distill", "prune", "heal", "sft_init", "evaluate"]
 RESULT_FILES: dict[str, str] = {
     "finetune": "train_result.json",
     "distill": "train_result.json",
+    "heal": "train_result.json",
+    "sft_init": "train_result.json",
     "prune": "model/config.json",
     "evaluate": "metrics.json",
 }
+TRAINING_KINDS = ("finetune", "distill", "heal", "sft_init")
+INIT_KINDS = ("prune", "heal", "sft_init")
+"""Stages that prepare a student's starting weights; a training depends on the last of them."""
+Role = Literal["teacher", "student", "untuned"]
 MODEL_SUBDIR = "model"
 # Rough question counts of each dataset's pooled sources, for compute estimates when no cap is set.
 NOMINAL_QUESTIONS: dict[str, int] = {"squad_v2": 142_192, "mlqa-en": 12_738, "mlqa-de": 5_029}
@@ -57,7 +69,7 @@ class Stage:
     seed: int
     teacher: str
     model: str
-    role: Literal["teacher", "student"]
+    role: Role
     method: str
     deps: tuple[str, ...] = ()
     student: str | None = None
@@ -73,7 +85,7 @@ class Stage:
 
     @property
     def is_training(self) -> bool:
-        return self.kind in ("finetune", "distill")
+        return self.kind in TRAINING_KINDS
 
     def folder(self, run_dir: Path) -> Path:
         return Path(run_dir) / self.id
@@ -201,99 +213,181 @@ def _data_spec(config: ExperimentConfig, dataset: str) -> dict[str, Any]:
 def _student_params(teacher: TeacherSpec, student: StudentSpec) -> int | None:
     if student.model is not None:
         return planned_params(student.model)
+    if isinstance(student.prune, PruneConfig):
+        # A measured selection's indices are only known after calibration, but every decoder block of the
+        # supported architectures has the same size, so the count depends only on how many are kept: count the
+        # first `keep` layers.
+        return planned_params(teacher.model, list(range(student.prune.keep)))
     return planned_params(teacher.model, student.prune_keep)
+
+
+def _prune_spec(config: ExperimentConfig, student: StudentSpec, data: dict, prompt: dict, seed: int) -> dict:
+    """What determines a pruned initialisation: the selection, and for a measured one its calibration prompts
+    (data, prompt format, answer budget and seed). Presets and indices keep their original one-key spec."""
+    prune = student.prune
+    if not isinstance(prune, PruneConfig):
+        return {"prune": prune}
+    if prune.method == "spread":
+        return {"prune": {"method": "spread", "keep": prune.keep}}
+    return {
+        "prune": prune.model_dump(mode="json"),
+        "data": data,
+        "prompt": prompt,
+        "max_answer_tokens": config.train.max_answer_tokens,
+        "seed": seed,
+    }
 
 
 def plan_experiment(config: ExperimentConfig, run_dir: Path | None = None) -> Plan:
     """All stages of `config` in dependency order (see the module docstring); stage ids are checked path-safe."""
     stages: list[Stage] = []
-    prompt = config.prompt.model_dump(mode="json")
-    generation = config.generation.model_dump(mode="json")
-    load = config.load.model_dump(mode="json")
-    eval_load = config.eval_load_config.model_dump(mode="json")
-    first = config.first_seed
     for dataset in config.datasets:
-        data = _data_spec(config, dataset)
         for shots in config.shots:
             for teacher in config.teachers:
-                base = f"{dataset}/{shots_dir(shots)}/{teacher.name}"
-                t_params = planned_params(teacher.model)
-                common = {"dataset": dataset, "shots": shots, "teacher": teacher.name, "teacher_params": t_params}
-                t_train = Stage(
-                    id=f"{base}/teacher/train",
-                    kind="finetune",
-                    seed=first,
-                    model=teacher.name,
-                    role="teacher",
-                    method="teacher",
-                    params=t_params,
-                    spec={
-                        "model": teacher.model,
-                        "data": data,
-                        "prompt": {**prompt, "shots": shots},
-                        "load": load,
-                        "train": config.teacher_train(teacher).model_dump(mode="json"),
-                        "seed": first,
-                    },
-                    **common,
-                )
-                stages.append(t_train)
-                stages += _evaluations(t_train, config, first, generation, prompt, eval_load, data)
-                inits: dict[str, Stage] = {}
-                for student in teacher.students:
-                    if student.prune is None:
-                        continue
-                    inits[student.name] = Stage(
-                        id=f"{base}/{student.name}/init",
-                        kind="prune",
-                        seed=first,
-                        model=student.name,
-                        role="student",
-                        method="prune",
-                        student=student.name,
-                        deps=(t_train.id,),
-                        params=_student_params(teacher, student),
-                        spec={"prune": student.prune},
-                        **common,
-                    )
-                    stages.append(inits[student.name])
-                for seed in config.seeds:
-                    for student in teacher.students:
-                        for method in config.methods:
-                            train = _student_training(
-                                config, teacher, student, method, seed, base, t_train, inits.get(student.name), data,
-                                prompt, load, shots, common,
-                            )  # fmt: skip
-                            stages.append(train)
-                            stages += _evaluations(train, config, seed, generation, prompt, eval_load, data)
+                stages += _teacher_block(config, dataset, shots, teacher)
     for stage in stages:
         check_stage_path(stage.id, run_dir)
     return Plan(config=config, stages=stages)
 
 
+@dataclass(frozen=True)
+class _Block:
+    """What every stage of one dataset x prompt mode x teacher shares."""
+
+    config: ExperimentConfig
+    base: str
+    data: dict[str, Any]
+    prompt: dict[str, Any]
+    common: dict[str, Any]
+
+    @property
+    def load(self) -> dict[str, Any]:
+        return self.config.load.model_dump(mode="json")
+
+
+def _teacher_block(config: ExperimentConfig, dataset: str, shots: int, teacher: TeacherSpec) -> list[Stage]:
+    t_params = planned_params(teacher.model)
+    block = _Block(
+        config=config,
+        base=f"{dataset}/{shots_dir(shots)}/{teacher.name}",
+        data=_data_spec(config, dataset),
+        prompt={**config.prompt.model_dump(mode="json"), "shots": shots},
+        common={"dataset": dataset, "shots": shots, "teacher": teacher.name, "teacher_params": t_params},
+    )
+    first = config.first_seed
+    t_train = Stage(
+        id=f"{block.base}/teacher/train",
+        kind="finetune",
+        seed=first,
+        model=teacher.name,
+        role="teacher",
+        method="teacher",
+        params=t_params,
+        spec={
+            "model": teacher.model,
+            "data": block.data,
+            "prompt": block.prompt,
+            "load": block.load,
+            "train": config.teacher_train(teacher).model_dump(mode="json"),
+            "seed": first,
+        },
+        **block.common,
+    )
+    stages = [t_train]
+    for seed in config.seeds:
+        stages += _evaluations(t_train, block, seed, folder=f"{block.base}/teacher/seed{seed}")
+    if config.evaluate_untuned:
+        for seed in config.seeds:
+            stages += _untuned_evaluations(block, teacher, seed, t_params)
+    starts: dict[str, Stage | None] = {}
+    for student in teacher.students:
+        init = _student_init(block, teacher, student, t_train)
+        stages += init
+        starts[student.name] = init[-1] if init else None
+    for seed in config.seeds:
+        for student in teacher.students:
+            for method in config.methods:
+                train = _student_training(block, teacher, student, method, seed, t_train, starts[student.name])
+                stages.append(train)
+                stages += _evaluations(train, block, seed)
+    return stages
+
+
+def _student_init(block: _Block, teacher: TeacherSpec, student: StudentSpec, t_train: Stage) -> list[Stage]:
+    """The stages that prepare a student once: prune, then its `init` steps, each from the previous model."""
+    config, first = block.config, block.config.first_seed
+    params = _student_params(teacher, student)
+    stages: list[Stage] = []
+    if student.prune is not None:
+        stages.append(
+            Stage(
+                id=f"{block.base}/{student.name}/prune",
+                kind="prune",
+                seed=first,
+                model=student.name,
+                role="student",
+                method="prune",
+                student=student.name,
+                deps=(t_train.id,),
+                params=params,
+                spec=_prune_spec(config, student, block.data, block.prompt, first),
+                **block.common,
+            )
+        )
+    for step in student.init:
+        previous = stages[-1] if stages else None
+        spec: dict[str, Any] = {
+            "student": student.model if previous is None else None,
+            "data": block.data,
+            "prompt": block.prompt,
+            "load": block.load,
+            "seed": first,
+        }
+        if step == "heal":
+            spec |= {
+                "train": config.heal_train().model_dump(mode="json"),
+                "distill": config.heal_distill().model_dump(mode="json"),
+                "teacher_load": config.teacher_load_config.model_dump(mode="json"),
+            }
+        else:
+            spec["train"] = config.sft_train().model_dump(mode="json")
+        deps = ([previous.id] if previous is not None else []) + ([t_train.id] if step == "heal" else [])
+        stages.append(
+            Stage(
+                id=f"{block.base}/{student.name}/{step}",
+                kind="heal" if step == "heal" else "sft_init",
+                seed=first,
+                model=student.name,
+                role="student",
+                method=f"init-{step}",
+                student=student.name,
+                deps=tuple(deps),
+                params=params,
+                spec=spec,
+                **block.common,
+            )
+        )
+    return stages
+
+
 def _student_training(
-    config: ExperimentConfig,
+    block: _Block,
     teacher: TeacherSpec,
     student: StudentSpec,
     method: MethodSpec,
     seed: int,
-    base: str,
     t_train: Stage,
-    init: Stage | None,
-    data: dict,
-    prompt: dict,
-    load: dict,
-    shots: int,
-    common: dict,
+    start: Stage | None,
 ) -> Stage:
+    config = block.config
     deps = [t_train.id] if method.kind == "distill" else []
-    if init is not None:
-        deps.append(init.id)
+    if start is not None:
+        deps.append(start.id)
     spec: dict[str, Any] = {
-        "student": student.model if init is None else None,
-        "data": data,
-        "prompt": {**prompt, "shots": shots},
-        "load": load,
+        "student": student.model if start is None else None,
+        "data": block.data,
+        "prompt": block.prompt,
+        "load": block.load,
         "teacher_load": config.teacher_load_config.model_dump(mode="json") if method.kind == "distill" else None,
         "train": config.method_train(method).model_dump(mode="json"),
         "seed": seed,
@@ -301,7 +395,7 @@ def _student_training(
     if method.kind == "distill":
         spec["distill"] = config.method_distill(method).model_dump(mode="json")
     return Stage(
-        id=f"{base}/{student.name}/{method.name}/seed{seed}/train",
+        id=f"{block.base}/{student.name}/{method.name}/seed{seed}/train",
         kind=method.kind,
         seed=seed,
         model=student.name,
@@ -312,53 +406,79 @@ def _student_training(
         deps=tuple(dict.fromkeys(deps)),
         params=_student_params(teacher, student),
         spec=spec,
-        **common,
+        **block.common,
     )
 
 
-def _evaluations(
-    train: Stage, config: ExperimentConfig, seed: int, generation: dict, prompt: dict, load: dict, data: dict
-) -> list[Stage]:
-    folder = train.id.removesuffix("/train")
+def _evaluations(trained: Stage, block: _Block, seed: int, folder: str | None = None) -> list[Stage]:
+    """One evaluation per eval split of the model `trained` made, with `seed` (under `folder`, default beside it)."""
+    folder = folder or trained.id.removesuffix("/train")
     return [
         Stage(
             id=f"{folder}/eval/{split}",
             kind="evaluate",
-            dataset=train.dataset,
-            shots=train.shots,
+            dataset=trained.dataset,
+            shots=trained.shots,
             seed=seed,
-            teacher=train.teacher,
-            model=train.model,
-            role=train.role,
-            method=train.method,
-            student=train.student,
-            method_name=train.method_name,
+            teacher=trained.teacher,
+            model=trained.model,
+            role=trained.role,
+            method=trained.method,
+            student=trained.student,
+            method_name=trained.method_name,
             split=split,
-            deps=(train.id,),
-            params=train.params,
-            teacher_params=train.teacher_params,
-            spec={
-                "split": split,
-                "seed": seed,
-                "data": data,
-                "prompt": {**prompt, "shots": train.shots},
-                "generation": generation,
-                "load": load,
-            },
+            deps=(trained.id,),
+            params=trained.params,
+            teacher_params=trained.teacher_params,
+            spec=_eval_spec(block, split, seed),
         )
-        for split in config.eval_splits
+        for split in block.config.eval_splits
     ]
+
+
+def _untuned_evaluations(block: _Block, teacher: TeacherSpec, seed: int, params: int | None) -> list[Stage]:
+    """The teacher's base model, not fine-tuned, on every eval split: the baseline a tuned model must beat."""
+    return [
+        Stage(
+            id=f"{block.base}/untuned/seed{seed}/eval/{split}",
+            kind="evaluate",
+            seed=seed,
+            model=teacher.name,
+            role="untuned",
+            method="untuned",
+            split=split,
+            params=params,
+            spec={**_eval_spec(block, split, seed), "model": teacher.model},
+            **block.common,
+        )
+        for split in block.config.eval_splits
+    ]
+
+
+def _eval_spec(block: _Block, split: str, seed: int) -> dict[str, Any]:
+    return {
+        "split": split,
+        "seed": seed,
+        "data": block.data,
+        "prompt": block.prompt,
+        "generation": block.config.generation.model_dump(mode="json"),
+        "load": block.config.eval_load_config.model_dump(mode="json"),
+    }
 
 
 # ------------------------------------------------------------------------------------------- compute estimate
 
 
 @lru_cache(maxsize=32)
-def _dataset_questions(dataset: str) -> int | None:
-    from qadistill.data.sources import get_dataset_info, load_examples
+def _dataset_questions(dataset: str, data_dir: Path | None = None) -> int | None:
+    """Questions in the dataset's pool: the packaged set, or the local files in `data_dir` (counted, as a run
+    would read them), else a nominal size of the hub copy."""
+    from qadistill.data.sources import get_dataset_info, load_examples, local_paths, resolve_data_dir
 
-    if get_dataset_info(dataset).resource is not None:
-        return len(load_examples(dataset, None))
+    info = get_dataset_info(dataset)
+    folder = resolve_data_dir(data_dir) if info.resource is None else None
+    if info.resource is not None or local_paths(info, folder):
+        return len(load_examples(dataset, folder))
     return NOMINAL_QUESTIONS.get(dataset)
 
 
@@ -366,18 +486,36 @@ def eval_questions(config: ExperimentConfig, dataset: str, split: str) -> int | 
     """Questions an evaluation of `split` scores: the cap, else the split's share of the dataset's pool."""
     splits = config.data.splits
     cap = {"validation": splits.max_validation, "test": splits.max_test}.get(split)
-    pool = _dataset_questions(dataset)
+    pool = _dataset_questions(dataset, config.data.data_dir)
     share = None if pool is None else round(pool * getattr(splits, split))
     if cap is not None:
         return cap if share is None else min(cap, share)
     return share
 
 
-def train_tokens(stage: Stage) -> int:
-    """Upper bound of tokens a training stage processes: steps x batch x accumulation x (prompt + answer budget)."""
+def train_questions(config: ExperimentConfig, dataset: str) -> int | None:
+    """Questions in the training split: the cap, else the split's share of the dataset's pool."""
+    splits = config.data.splits
+    pool = _dataset_questions(dataset)
+    share = None if pool is None else round(pool * splits.train)
+    if splits.max_train is not None:
+        return splits.max_train if share is None else min(splits.max_train, share)
+    return share
+
+
+def train_tokens(plan: Plan, stage: Stage) -> int | None:
+    """Upper bound of tokens a training stage processes: steps x batch x accumulation x (prompt + answer budget);
+    a budget in epochs is turned into steps with the training split's size (None when that is unknown)."""
     train = stage.spec["train"]
+    per_step = train["batch_size"] * train["grad_accum"]
+    steps = train["max_steps"]
+    if steps is None:
+        questions = train_questions(plan.config, stage.dataset)
+        if questions is None:
+            return None
+        steps = max(1, math.ceil(train["epochs"] * questions / per_step))
     per_example = stage.spec["prompt"]["max_prompt_tokens"] + train["max_answer_tokens"]
-    return train["max_steps"] * train["batch_size"] * train["grad_accum"] * per_example
+    return steps * per_step * per_example
 
 
 def stage_flops(plan: Plan, stage: Stage) -> float | None:
@@ -388,9 +526,11 @@ def stage_flops(plan: Plan, stage: Stage) -> float | None:
     if stage.params is None:
         return None
     if stage.is_training:
-        tokens = train_tokens(stage)
+        tokens = train_tokens(plan, stage)
+        if tokens is None:
+            return None
         flops = 6.0 * stage.params * tokens
-        if stage.kind == "distill":
+        if stage.kind in ("distill", "heal"):
             if stage.teacher_params is None:
                 return None
             flops += 2.0 * stage.teacher_params * tokens
@@ -421,8 +561,6 @@ def _duration_text(seconds: float) -> str:
 
 def format_plan(plan: Plan, run_dir: Path | None = None) -> str:
     """The dry-run table: per teacher/model/method the number of trainings and evaluations, parameters, FLOPs."""
-    from qadistill.report.summary import format_params
-
     groups: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
     total_train = total_eval = 0.0
     unknown = False
@@ -447,12 +585,11 @@ def format_plan(plan: Plan, run_dir: Path | None = None) -> str:
                 total_train += flops
             else:
                 total_eval += flops
-    header = ("teacher", "model", "role", "method", "params", "trainings", "evals", "train FLOPs", "eval FLOPs")
-    if run_dir is not None:
-        header += ("done",)
+    columns = ("teacher", "model", "role", "method", "params", "trainings", "evals", "train FLOPs", "eval FLOPs")
+    header: tuple[str, ...] = (*columns, "done") if run_dir is not None else columns
     lines = [header]
     for (teacher, model, role, method), g in groups.items():
-        row = (
+        row: tuple[str, ...] = (
             teacher, model, role, method, format_params(g["params"]), str(g["train"]), str(g["eval"]),
             _flops_text(g["train_flops"]), _flops_text(g["eval_flops"]),
         )  # fmt: skip

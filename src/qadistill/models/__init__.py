@@ -9,6 +9,7 @@ from qadistill.models.families import (
     context_length,
     count_params_from_config,
     get_model_info,
+    nominal_params,
     param_count,
 )
 from qadistill.models.loading import (
@@ -18,13 +19,12 @@ from qadistill.models.loading import (
     load_model_and_tokenizer,
     load_tokenizer,
     prepare_tokenizer,
-    release_python_vocabulary,
     resolve_dtype,
     same_tokenizer_files,
     save_model,
     set_pad_token_id,
 )
-from qadistill.models.pruning import prune_layers, resolve_keep
+from qadistill.models.pruning import known_layer_count, prune_layers, resolve_keep, spread_layers
 from qadistill.models.smollm2 import default_cache_dir, ensure_smollm2, setup_models, smollm2_dir
 from qadistill.models.tiny import build_tiny_model, load_real_tokenizer
 
@@ -42,14 +42,15 @@ __all__ = [
     "default_cache_dir",
     "ensure_smollm2",
     "get_model_info",
+    "known_layer_count",
     "load_model",
     "load_model_and_tokenizer",
     "load_real_tokenizer",
     "load_tokenizer",
+    "nominal_params",
     "param_count",
     "prepare_tokenizer",
     "prune_layers",
-    "release_python_vocabulary",
     "resolve_dtype",
     "same_tokenizer_files",
     "resolve_keep",
@@ -57,4 +58,5 @@ __all__ = [
     "set_pad_token_id",
     "setup_models",
     "smollm2_dir",
+    "spread_layers",
 ]

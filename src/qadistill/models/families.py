@@ -62,7 +62,7 @@ DEFAULT_ROPE_THETA: dict[str, float] = {"pythia": 10000.0, "qwen2.5": 1_000_000.
 DEFAULT_TIED: dict[str, bool] = {"pythia": False, "qwen2.5": True, "llama": True}
 
 
-def build_config(
+def build_config(  # noqa: PLR0913  the sizes of a transformers config, keyword-only, all but three defaulted
     arch: Arch,
     *,
     hidden_size: int,
@@ -81,7 +81,7 @@ def build_config(
     theta = rope_theta or DEFAULT_ROPE_THETA.get(arch, 10000.0)
     if num_heads <= 0 or hidden_size % num_heads:
         raise QADistillError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
-    sizes = {
+    sizes: dict[str, Any] = {
         "hidden_size": hidden_size,
         "num_hidden_layers": num_layers,
         "num_attention_heads": num_heads,
@@ -131,6 +131,16 @@ class ModelInfo:
     published_total: float  # as the model card / paper states it, to check the table against
     published_non_embedding: float | None = None
 
+    @property
+    def nominal_params(self) -> int:
+        """The size in the model's name (`qwen2.5-7b` -> 7e9, `smollm2-135m` -> 135e6): what papers compare.
+
+        The paper's "57.1% fewer parameters" is 1 - 3/7 from the names Qwen2.5-7B and -3B; the exact counts give
+        59.5%. The report states both.
+        """
+        size = self.name.rsplit("-", 1)[-1]
+        return round(float(size[:-1]) * {"m": 1e6, "b": 1e9}[size[-1]])
+
     def config(self) -> PretrainedConfig:
         return build_config(
             self.arch,
@@ -153,7 +163,7 @@ def _pythia(size: str, hidden: int, layers: int, heads: int, total: int, non_emb
     )  # fmt: skip
 
 
-def _qwen(size: str, hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int, tied: bool,
+def _qwen(size: str, hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int, tied: bool,  # noqa: PLR0913  one registry row
           total: int, non_emb: int, published: float, published_non_emb: float) -> ModelInfo:  # fmt: skip
     return ModelInfo(
         f"qwen2.5-{size.lower()}", f"Qwen/Qwen2.5-{size}", "qwen2.5", "qwen2.5", hidden, layers, heads, kv,
@@ -161,7 +171,7 @@ def _qwen(size: str, hidden: int, layers: int, heads: int, kv: int, inter: int, 
     )  # fmt: skip
 
 
-def _smollm2(size: str, hidden: int, layers: int, heads: int, kv: int, inter: int, theta: float,
+def _smollm2(size: str, hidden: int, layers: int, heads: int, kv: int, inter: int, theta: float,  # noqa: PLR0913  one registry row
              total: int, non_emb: int, published: float) -> ModelInfo:  # fmt: skip
     return ModelInfo(
         f"smollm2-{size.lower()}", f"HuggingFaceTB/SmolLM2-{size}", "smollm2", "llama", hidden, layers, heads,
@@ -201,6 +211,12 @@ def get_model_info(spec: str) -> ModelInfo | None:
             if info.hub_id.lower() == candidate:
                 return info
     return None
+
+
+def nominal_params(spec: str | None) -> int | None:
+    """The nominal size of a registry model (name, hub id or -Instruct variant); None for any other model."""
+    info = get_model_info(spec) if spec else None
+    return info.nominal_params if info is not None else None
 
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -281,7 +297,7 @@ def context_length(
     The tokenizer's `model_max_length` is only a fallback: it is often a placeholder (1e30) or larger than the
     model's positions (Qwen2.5 tokenizers say 131072, the 0.5B config 32768).
     """
-    config = getattr(model, "config", model)
+    config: Any = getattr(model, "config", model)  # a model, a wrapper that forwards `.config` (peft), or a config
     if hasattr(config, "get_text_config"):
         config = config.get_text_config()
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
@@ -292,10 +308,17 @@ def context_length(
     return limit if isinstance(limit, int) and 0 < limit < 10_000_000 else None
 
 
+def _weight_rows(embedding: torch.nn.Module) -> int:
+    weight = embedding.weight
+    if not isinstance(weight, torch.Tensor):
+        raise QADistillError(f"{type(embedding).__name__} has no weight matrix")
+    return weight.shape[0]
+
+
 def _rows(model: PreTrainedModel) -> tuple[int, int]:
     out = model.get_output_embeddings()
-    in_rows = model.get_input_embeddings().weight.shape[0]
-    return in_rows, (out.weight.shape[0] if out is not None else in_rows)
+    in_rows = _weight_rows(model.get_input_embeddings())
+    return in_rows, (_weight_rows(out) if out is not None else in_rows)
 
 
 def check_same_tokenizer(

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from qadistill.errors import QADistillError
+from qadistill.errors import QADistillError, one_line
 from qadistill.io import atomic_dir
 
 DTYPES: dict[str, torch.dtype] = {
@@ -36,14 +36,6 @@ _NON_WEIGHT_PICKLES = {"training_args.bin", "optimizer.pt", "scheduler.pt", "sca
 # Tokens used as pad / eos when a tokenizer file does not say so (GPT-NeoX-20B, Qwen2.5 base).
 _NEOX_PAD = "<|padding|>"
 _ENDOFTEXT = "<|endoftext|>"
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one short line: type name and its message with whitespace collapsed."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}"
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -202,46 +194,7 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> PreT
             raise QADistillError(
                 f"could not load tokenizer '{spec}' from the Hugging Face hub: {one_line(exc)}"
             ) from None
-    return prepare_tokenizer(release_python_vocabulary(tokenizer))
-
-
-PYTHON_VOCABULARY_COPIES = ("_vocab", "_merges")
-"""Attributes where transformers 5's tokenizer classes keep the vocabulary and merges they built the Rust
-tokenizer from (for Qwen2.5: ~50 MB of Python strings and tuples that nothing reads once it is built)."""
-
-
-def release_python_vocabulary(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """Drop the Python copies of the vocabulary and merges that a Rust-backed tokenizer no longer needs.
-
-    Only where the Rust tokenizer holds them and no method of the class (other than `__init__`) reads those
-    attributes: a class that does (Whisper's `save_vocabulary`, for one) keeps them. Returns the same object.
-    """
-    present = [name for name in PYTHON_VOCABULARY_COPIES if name in vars(tokenizer)]
-    if not present or getattr(tokenizer, "_tokenizer", None) is None or _methods_read(type(tokenizer), present):
-        return tokenizer
-    for name in present:
-        delattr(tokenizer, name)
-    return tokenizer
-
-
-def _methods_read(cls: type, names: list[str]) -> bool:
-    """Whether a function defined on `cls` or its bases, other than `__init__`, names one of `names`."""
-    wanted = set(names)
-    for klass in cls.__mro__:
-        for attribute, value in vars(klass).items():
-            function = getattr(value, "__func__", value)  # staticmethod / classmethod
-            code = getattr(function, "__code__", None)
-            if attribute != "__init__" and code is not None and wanted & _names_in(code):
-                return True
-    return False
-
-
-def _names_in(code) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:  # nested functions and comprehensions
-        if hasattr(const, "co_names"):
-            names |= _names_in(const)
-    return names
+    return prepare_tokenizer(tokenizer)
 
 
 TOKENIZER_FILES = (
@@ -323,6 +276,7 @@ def load_model(
         kwargs["attn_implementation"] = attn_implementation
     spec = _resolve_named(spec)
 
+    model: PreTrainedModel
     if str(spec).endswith(".gguf"):
         path = _gguf_path(spec)
         try:
@@ -352,7 +306,7 @@ def load_model(
                 message += " (if it has only pickle weights, pass --allow-pickle)"
             raise QADistillError(f"could not load model '{spec}' from the Hugging Face hub: {message}") from None
     if device is not None:
-        model = model.to(device)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers#38052: @wraps(Module.to) hides `self`
     model.eval()
     return model
 

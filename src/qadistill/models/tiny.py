@@ -32,7 +32,7 @@ def _default_intermediate(family: str, hidden_size: int) -> int:
     return _round_up(hidden_size * ratio)
 
 
-def build_tiny_model(
+def build_tiny_model(  # noqa: PLR0913  keyword-only sizes of a test model, all defaulted
     family: Family,
     tokenizer: PreTrainedTokenizerBase | None = None,
     *,
@@ -85,6 +85,7 @@ def build_tiny_model(
 def load_real_tokenizer(family: Family, tokenizers_dir: Path) -> PreTrainedTokenizerBase:
     """The real tokenizer of `family` from the shared data's tokenizers/ folder, prepared (left padding)."""
     tokenizers_dir = Path(tokenizers_dir)
+    tokenizer: PreTrainedTokenizerBase
     if family == "pythia":
         from transformers import PreTrainedTokenizerFast
 

@@ -9,110 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from qadistill.errors import QADistillError
+from qadistill.results import RESULT_FILE, ResultRecord, parse_result
 
 logger = logging.getLogger("qadistill.report")
 
-RESULT_FILE = "metrics.json"
-REQUIRED_KEYS = (
-    "model",
-    "role",
-    "method",
-    "dataset",
-    "shots",
-    "split",
-    "seed",
-    "params",
-    "teacher",
-    "teacher_params",
-    "exact",
-    "f1",
-    "rouge_l",
-    "total",
-)
-ROLES = ("teacher", "student")
 MAX_LISTED = 5
-
-
-@dataclass(frozen=True)
-class ResultRecord:
-    """One evaluation of one model (one method, dataset, prompt format, split and seed)."""
-
-    model: str
-    role: str
-    method: str
-    dataset: str
-    shots: int
-    split: str
-    seed: int
-    params: int
-    teacher: str
-    teacher_params: int
-    exact: float
-    f1: float
-    rouge_l: float
-    total: int
-    path: Path
-    teacher_source: str | None = None  # distilled students: "live" teacher or "cache" (top-k logit cache)
-
-    @property
-    def group_key(self) -> tuple[str, str, str, int, str]:
-        """Seeds of the same (model, method, dataset, shots, split) are averaged into one summary row."""
-        return (self.model, self.method, self.dataset, self.shots, self.split)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def parse_result(obj: Any, path: Path) -> ResultRecord:
-    """Validate one parsed metrics.json; raises ValueError naming the first problem (the caller skips the file)."""
-    if not isinstance(obj, dict):
-        raise ValueError("not a JSON object")
-    missing = [key for key in REQUIRED_KEYS if key not in obj]
-    if missing:
-        raise ValueError(f"missing keys: {', '.join(missing)}")
-    for key in ("model", "method", "dataset", "split", "teacher"):
-        if not isinstance(obj[key], str) or not obj[key].strip():
-            raise ValueError(f"{key!r} must be a non-empty string, got {obj[key]!r}")
-    if obj["role"] not in ROLES:
-        raise ValueError(f"'role' must be 'teacher' or 'student', got {obj['role']!r}")
-    for key in ("shots", "seed", "total"):
-        if not _is_int(obj[key]) or (key != "seed" and obj[key] < 0):
-            raise ValueError(f"{key!r} must be a non-negative integer, got {obj[key]!r}")
-    for key in ("params", "teacher_params"):
-        if not _is_int(obj[key]) or obj[key] <= 0:
-            raise ValueError(f"{key!r} must be a positive integer, got {obj[key]!r}")
-    for key in ("exact", "f1", "rouge_l"):
-        if not _is_number(obj[key]):
-            raise ValueError(f"{key!r} must be a finite number, got {obj[key]!r}")
-    return ResultRecord(
-        model=obj["model"],
-        role=obj["role"],
-        method=obj["method"],
-        dataset=obj["dataset"],
-        shots=obj["shots"],
-        split=obj["split"],
-        seed=obj["seed"],
-        params=obj["params"],
-        teacher=obj["teacher"],
-        teacher_params=obj["teacher_params"],
-        exact=float(obj["exact"]),
-        f1=float(obj["f1"]),
-        rouge_l=float(obj["rouge_l"]),
-        total=obj["total"],
-        path=path,
-        teacher_source=obj.get("teacher_source") if isinstance(obj.get("teacher_source"), str) else None,
-    )
 
 
 def _relative(path: Path, root: Path) -> str:

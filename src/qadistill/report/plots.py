@@ -18,12 +18,14 @@ from qadistill.report.findings import shots_label
 from qadistill.report.summary import SummaryRow, method_order, sort_key, split_order
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import FillStyleType
 
 METRIC_COLORS = {"EM": "#3b6ea8", "ROUGE-L": "#e08a2c"}
 METHOD_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
-FAMILY_FILLS = ("full", "none", "left", "bottom")
+FAMILY_FILLS: tuple[FillStyleType, ...] = ("full", "none", "left", "bottom")
 MAX_VALUE_LABELS = 8  # bar value labels only while there is room for them
 
 
@@ -160,16 +162,6 @@ def plot_scores(rows: Sequence[SummaryRow], dataset: str, path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def retention_std(mean: float, std: float, teacher: tuple[float, float] | None) -> float:
-    """Seed std of a retention ratio by first-order propagation of the student's and the teacher's seed stds."""
-    if teacher is None or teacher[0] == 0:
-        return 0.0
-    ratio = 100.0 * mean / teacher[0]
-    if mean == 0:
-        return 100.0 * std / teacher[0]
-    return abs(ratio) * math.sqrt((std / mean) ** 2 + (teacher[1] / teacher[0]) ** 2)
-
-
 def _preferred_split(rows: Sequence[SummaryRow], dataset: str) -> str | None:
     splits = sorted({r.split for r in rows if r.dataset == dataset}, key=split_order)
     return "test" if "test" in splits else (splits[-1] if splits else None)
@@ -193,7 +185,8 @@ def _model_axis(ax: Axes, points: dict[str, float], span: float) -> None:
 def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
     """Retention (EM, ROUGE-L) vs parameter reduction per method with propagated seed-std error bars; one row
     per dataset (its test split when present) and one column per (shots, metric). None when nothing to plot."""
-    students = [r for r in rows if not r.is_teacher and (r.retention_em is not None or r.retention_rouge_l is not None)]
+    # Flagged (collapsed) students and untuned baselines carry no retention, so they are never drawn here.
+    students = [r for r in rows if r.is_student and (r.retention_em is not None or r.retention_rouge_l is not None)]
     datasets = sorted({r.dataset for r in students})
     if not datasets:
         return None
@@ -237,14 +230,7 @@ def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
                     ax.errorbar(
                         [r.param_reduction + shift for r in points],
                         [getattr(r, f"retention_{metric}") for r in points],
-                        yerr=[
-                            retention_std(
-                                getattr(r, f"{metric}_mean"),
-                                getattr(r, f"{metric}_std"),
-                                getattr(r, f"teacher_{metric}"),
-                            )
-                            for r in points
-                        ],
+                        yerr=[getattr(r, f"retention_{metric}_err") or 0.0 for r in points],
                         fmt=markers[method],
                         color=colors[method],
                         fillstyle=fill,
@@ -264,7 +250,7 @@ def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
                 ax.set_xlabel("parameter reduction vs teacher (%)")
             if j == 0:
                 ax.set_ylabel("retention of teacher score (%)")
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax in fig.axes:
         for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(name, handle)

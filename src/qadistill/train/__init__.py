@@ -21,7 +21,6 @@ _EXPORTS = {
     "LoraSettings": "qadistill.train.config",
     "run_finetune": "qadistill.train.finetune",
     "run_distill": "qadistill.train.distill",
-    "answer_logits": "qadistill.train.answer_logits",
     "TrainingInterrupted": "qadistill.train.signals",
     "NonFiniteLoss": "qadistill.train.signals",
 }

@@ -123,7 +123,7 @@ class DataOrder:
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.position = 0
-        self._epoch, self._perm = -1, []
+        self._epoch, self._perm = -1, list[int]()
 
     def _item(self, k: int) -> int:
         epoch, offset = divmod(k, self.n)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from qadistill.errors import QADistillError
+from qadistill.errors import QADistillError, one_line
 from qadistill.io import atomic_dir
 
 CHECKPOINT_DIR = "checkpoint"
@@ -66,11 +66,18 @@ def save_checkpoint(
         raise QADistillError(f"weight '{bad}' has NaN or Inf values; refusing to write a checkpoint to {folder}")
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / _WEIGHTS))
-        torch.save(optimizer.state_dict(), tmp / _OPTIMIZER)
-        torch.save(_rng_states(), tmp / _RNG)
+        _torch_save(optimizer.state_dict(), tmp / _OPTIMIZER)
+        _torch_save(_rng_states(), tmp / _RNG)
         (tmp / _STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         if replay is not None:
             (tmp / _REPLAY).write_text(json.dumps(replay), encoding="utf-8")
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a Python file, so a full disk surfaces as the OSError behind torch's RuntimeError
+    (with a path torch reports only "unexpected pos ..."); `atomic_dir` turns it into one line."""
+    with path.open("wb") as handle:
+        torch.save(obj, handle)
 
 
 def has_checkpoint(folder: Path) -> bool:
@@ -95,7 +102,7 @@ def load_checkpoint(
         rng = torch.load(folder / _RNG, map_location="cpu", weights_only=True)
         replay = json.loads((folder / _REPLAY).read_text("utf-8")) if (folder / _REPLAY).is_file() else None
     except Exception as exc:  # a damaged file of any kind
-        raise QADistillError(f"checkpoint {folder} is unreadable: {type(exc).__name__}: {exc}") from None
+        raise QADistillError(f"checkpoint {folder} is unreadable: {one_line(exc)}") from None
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if set(params) != set(tensors):
         diff = sorted(set(params) ^ set(tensors))[:3]

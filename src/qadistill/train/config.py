@@ -5,16 +5,17 @@ Every model rejects unknown keys (`Strict`), so a typo in a YAML file or a `key=
 
 from __future__ import annotations
 
+import copy
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig, Strict
-from qadistill.errors import QADistillError
-from qadistill.overrides import apply_overrides  # noqa: F401  (re-exported: `key=value` overrides of jobs)
+from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig, PruneConfig, Strict, first_difference
+from qadistill.tracking import TrackingConfig
 
 DivergenceName = Literal["forward_kl", "reverse_kl", "skl", "srkl", "jsd", "tvd"]
 
@@ -24,21 +25,32 @@ class LoraSettings(Strict):
 
     enabled: bool = False
     r: int = Field(16, gt=0)
-    alpha: float = Field(32.0, gt=0)
+    alpha: int = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
+SelectMetric = Literal["rouge_l", "f1", "exact", "val_ce"]
+
+
 class TrainConfig(Strict):
-    """Optimisation, precision, checkpointing and validation settings shared by fine-tuning and distillation.
+    """Optimisation, budget, precision, checkpointing and validation settings shared by every training run.
 
     A step is one optimizer update over `grad_accum` micro-batches of `batch_size` questions (per process).
-    The loss of a step is the sum of answer-token losses divided by the number of answer tokens in the whole
+    The budget is `max_steps` or `epochs` (passes over the training split), exactly one of them; without either,
+    1000 steps. The loss of a step is the sum of token losses divided by the number of loss tokens in the whole
     accumulation window. The learning rate warms up linearly for `warmup_steps`, then decays to
-    `min_lr_ratio * lr` by `max_steps` (linear or cosine) or stays constant.
+    `min_lr_ratio * lr` by the last step (linear or cosine) or stays constant.
+
+    Validation runs every `eval_interval` steps (`epoch`: once per pass over the training split; 0: never) on a
+    fixed subset of `eval_examples` validation questions, and after the last step. It always measures the
+    answer-token CE; with `keep: best` it also scores greedy answers on the same questions (`select_metric`
+    EM/F1/ROUGE-L, as DistiLLM selects by ROUGE-L; `val_ce` selects by the CE alone) and the run keeps the weights
+    of the best validation, recording its step. `keep: last` keeps the weights after the last step.
     """
 
-    max_steps: int = Field(1000, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
     batch_size: int = Field(8, gt=0)
     grad_accum: int = Field(1, gt=0)
     lr: float = Field(2e-5, gt=0, le=3.4e38)  # finite in float32 (AdamW state); a config error beyond
@@ -54,10 +66,48 @@ class TrainConfig(Strict):
     lora: LoraSettings = LoraSettings()
     max_answer_tokens: int = Field(64, gt=1)
     checkpoint_interval: int = Field(100, ge=0)
-    eval_interval: int = Field(100, ge=0)
+    eval_interval: int | Literal["epoch"] = Field("epoch")
     eval_examples: int = Field(64, gt=0)
     eval_batch_size: int = Field(8, gt=0)
+    eval_max_new_tokens: int = Field(32, gt=0)
+    keep: Literal["best", "last"] = "last"
+    select_metric: SelectMetric = "rouge_l"
     nan_policy: Literal["stop", "skip"] = "stop"
+    # nan_policy skip: the run fails once more than this share of its steps so far were skipped (after at least
+    # 10 steps), rather than ending with weights that trained on a handful of steps.
+    max_skipped_fraction: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_budget(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("max_steps") is None and data.get("epochs") is None:
+            return {**data, "max_steps": 1000}
+        return data
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        if self.max_steps is not None and self.epochs is not None:
+            raise ValueError("set exactly one of max_steps and epochs (set the other to null)")
+        if self.keep == "best" and not self.validates:
+            raise ValueError("keep: best needs validation (eval_interval > 0 or 'epoch')")
+        return self
+
+    @property
+    def validates(self) -> bool:
+        return self.eval_interval != 0
+
+    def total_steps(self, train_examples: int, world_size: int = 1) -> int:
+        """The step budget: `max_steps`, or `epochs` passes over `train_examples` (at least one step)."""
+        if self.max_steps is not None:
+            return self.max_steps
+        epochs = self.epochs if self.epochs is not None else 1.0  # the validator ensures one of the two
+        return max(1, math.ceil(epochs * train_examples / self.examples_per_step(world_size)))
+
+    def steps_per_epoch(self, train_examples: int, world_size: int = 1) -> int:
+        return max(1, math.ceil(train_examples / self.examples_per_step(world_size)))
+
+    def examples_per_step(self, world_size: int = 1) -> int:
+        return self.batch_size * self.grad_accum * world_size
 
 
 class OffPolicyConfig(Strict):
@@ -104,9 +154,15 @@ class TeacherCacheConfig(Strict):
 
 
 class DistillConfig(Strict):
-    """The distillation objective: (1 - kd_ratio) * CE + kd_ratio * divergence on answer positions."""
+    """The distillation objective: (1 - kd_ratio) * CE + kd_ratio * divergence.
+
+    `positions: answer` compares teacher and student where the answer is predicted (the study's objective);
+    `all` at every position of prompt and answer, which is how a pruned student is healed before it learns the
+    task (it needs the live teacher and no off-policy sampling).
+    """
 
     divergence: DivergenceName = "srkl"
+    positions: Literal["answer", "all"] = "answer"
     skew_alpha: float = Field(0.1, ge=0, le=1)
     jsd_beta: float = Field(0.5, gt=0, lt=1)
     temperature: float = Field(1.0, gt=0)
@@ -114,7 +170,18 @@ class DistillConfig(Strict):
     off_policy: OffPolicyConfig = OffPolicyConfig()
     teacher_cache: TeacherCacheConfig = TeacherCacheConfig()
 
-    def divergence_params(self) -> dict[str, float]:
+    @model_validator(mode="after")
+    def _compatible(self) -> DistillConfig:
+        if self.teacher_cache.enabled and self.off_policy.enabled:
+            raise ValueError(
+                "teacher_cache.enabled needs off_policy.enabled=false: adaptive off-policy steps train on the "
+                "student's own samples, which only the live teacher can score (set one of the two to false)"
+            )
+        if self.positions == "all" and (self.off_policy.enabled or self.teacher_cache.enabled):
+            raise ValueError("positions: all needs off_policy.enabled=false and teacher_cache.enabled=false")
+        return self
+
+    def divergence_params(self) -> dict[str, Any]:
         if self.divergence in ("skl", "srkl"):
             return {"alpha": self.skew_alpha}
         if self.divergence == "jsd":
@@ -122,7 +189,7 @@ class DistillConfig(Strict):
         return {}
 
 
-_PRUNE = re.compile(r"^prune:(half|quarter|every_other|\d+(,\d+)*)$")
+_PRUNE = re.compile(r"^prune:(half|quarter|every_other|\d+(,\d+)*|(block_influence|block|spread):[1-9]\d*)$")
 
 
 class FinetuneJob(Strict):
@@ -134,14 +201,16 @@ class FinetuneJob(Strict):
     prompt: PromptConfig = PromptConfig()
     load: ModelLoadConfig = ModelLoadConfig()
     train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
     seed: int = 0
     resume: bool = False
 
 
 class DistillJob(Strict):
     """Distillation of `teacher` into `student`: a model spec, or `prune:half|quarter|every_other|0,2,5` to make
-    the student from the teacher by keeping a subset of its layers. `load` applies to the student,
-    `teacher_load` to the teacher (e.g. dtype bfloat16 for a cheaper frozen teacher)."""
+    the student from the teacher by keeping a subset of its layers, or `prune:<method>:<keep>` to keep `keep`
+    layers chosen by `block_influence` or `block` (measured on 64 training prompts) or `spread` evenly. `load`
+    applies to the student, `teacher_load` to the teacher (e.g. dtype bfloat16 for a cheaper frozen teacher)."""
 
     teacher: str
     student: str
@@ -152,6 +221,7 @@ class DistillJob(Strict):
     teacher_load: ModelLoadConfig = ModelLoadConfig()
     train: TrainConfig = TrainConfig()
     distill: DistillConfig = DistillConfig()
+    tracking: TrackingConfig = TrackingConfig()
     seed: int = 0
     resume: bool = False
 
@@ -159,58 +229,96 @@ class DistillJob(Strict):
     def _check_student(self) -> DistillJob:
         if self.student.startswith("prune:") and not _PRUNE.match(self.student):
             raise ValueError(
-                f"student {self.student!r}: use prune:half, prune:quarter, prune:every_other or prune:0,2,5"
+                f"student {self.student!r}: use prune:half, prune:quarter, prune:every_other, prune:0,2,5 or "
+                "prune:block_influence|block|spread:<layers to keep>"
+            )
+        if self.distill.off_policy.enabled and not self.train.validates:
+            raise ValueError(
+                "adaptive off-policy distillation needs validation (train.eval_interval > 0 or 'epoch'): its "
+                "threshold follows the validation CE"
             )
         return self
 
-    def prune_keep(self) -> str | list[int] | None:
-        """The layers to keep when the student is pruned from the teacher, else None."""
+    def prune_keep(self) -> str | list[int] | PruneConfig | None:
+        """The layers to keep when the student is pruned from the teacher (a preset, indices or a `PruneConfig`
+        with the default calibration size), else None."""
         if not self.student.startswith("prune:"):
             return None
         keep = self.student.removeprefix("prune:")
+        if ":" in keep:
+            method, count = keep.split(":")
+            return PruneConfig(method=method, keep=int(count))
         return [int(i) for i in keep.split(",")] if keep[0].isdigit() else keep
 
 
-def fingerprint(job: FinetuneJob | DistillJob) -> dict[str, Any]:
-    """What must not change between a run and its resumption: everything but `resume`, how often it saves, and
-    where / in what batches the teacher cache is built (its key covers what it holds)."""
-    doc = job.model_dump(mode="json", exclude={"resume"})
-    doc["train"].pop("checkpoint_interval", None)
+Job = FinetuneJob | DistillJob
+
+
+def fingerprint(job: Job) -> dict[str, Any]:
+    """What must not change between a run and its resumption: everything but `resume`, how often it saves, how
+    many skipped steps it tolerates, where / in what batches the teacher cache is built (its key covers what it
+    holds) and where it is tracked.
+
+    Paths are resolved, so `--out k4` and `--out /abs/k4` (or a model given as `./m` and `m`) are the same run;
+    `out_dir` stays in the document but `fingerprint_difference` only uses it to compare the other paths relative
+    to it (a run folder moved together with the models inside it still resumes).
+    """
+    doc = job.model_dump(mode="json", exclude={"resume", "tracking"})
+    for name in ("checkpoint_interval", "max_skipped_fraction"):  # when to save, when to give up: not the result
+        doc["train"].pop(name, None)
     if isinstance(job, DistillJob):
         for name in ("dir", "batch_size"):
             doc["distill"]["teacher_cache"].pop(name, None)
+    doc["out_dir"] = _resolved(job.out_dir)
+    for key in _MODEL_KEYS:
+        if key in doc and Path(doc[key]).expanduser().exists():  # a local model folder or file, not a hub id
+            doc[key] = _resolved(doc[key])
+    if doc["data"].get("data_dir") is not None:
+        doc["data"]["data_dir"] = _resolved(doc["data"]["data_dir"])
     return doc
 
 
-# ----------------------------------------------------------------------------------------------- YAML + overrides
+# Settings that are paths (or may be): compared as the same when they resolve to the same place, or when they lie
+# at the same place relative to their run folder.
+_MODEL_KEYS = ("model", "teacher", "student")
+_PATH_KEYS = (*_MODEL_KEYS, "data.data_dir")
 
 
-def read_config_file(path: Path | None) -> dict[str, Any]:
-    """A job as a YAML mapping (empty when no file is given)."""
-    if path is None:
-        return {}
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise QADistillError(f"cannot read config file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise QADistillError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise QADistillError(f"config file {path} must hold a mapping of settings")
-    return doc
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
 
 
-def build_job(cls: type[FinetuneJob] | type[DistillJob], doc: dict[str, Any], source: str) -> Any:
-    """Validate a job, turning pydantic's report into one line that names the offending keys."""
-    try:
-        return cls.model_validate(doc)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors()[:3]:
-            where = ".".join(str(p) for p in err["loc"]) or "job"
-            message = "missing (give it as an option or in --config)" if err["type"] == "missing" else err["msg"]
-            problems.append(f"{where}: {message.removeprefix('Value error, ')}")
-        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-        raise QADistillError(f"{source}: {'; '.join(problems)}{more}") from None
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in filter(None, dotted.split(".")):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _same_place(old: Any, new: Any, saved_out: Any, current_out: Any) -> bool:
+    """Whether two values of a path setting name the same thing: at the same place relative to their output
+    folders (a run folder moved with the models inside it), or a relative path of an older fingerprint that
+    resolves to the current one."""
+    if not isinstance(old, str) or not isinstance(new, str) or not Path(new).is_absolute():
+        return False
+    if not Path(old).is_absolute():
+        return _resolved(old) == new
+    if not isinstance(saved_out, str) or not isinstance(current_out, str):
+        return False
+    return os.path.relpath(old, _resolved(saved_out)) == os.path.relpath(new, current_out)
+
+
+def fingerprint_difference(saved: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The first setting that differs between a checkpoint's fingerprint and the current job's, as
+    `key (old -> new)`; None when the checkpoint belongs to this job. The output folder itself is not a setting."""
+    saved, current = copy.deepcopy(saved), copy.deepcopy(current)
+    saved_out, current_out = saved.pop("out_dir", None), current.pop("out_dir", None)
+    for dotted in _PATH_KEYS:
+        *parents, key = dotted.split(".")
+        old_parent, new_parent = _get(saved, ".".join(parents)), _get(current, ".".join(parents))
+        if not isinstance(old_parent, dict) or not isinstance(new_parent, dict):
+            continue
+        old, new = old_parent.get(key), new_parent.get(key)
+        if old != new and _same_place(old, new, saved_out, current_out):
+            new_parent[key] = old
+    return None if saved == current else first_difference(saved, current)

@@ -102,6 +102,8 @@ def check_sharding(accelerator, cfg, *, resume: bool, off_policy: bool = False) 
         refused.append("adaptive off-policy sampling (distill.off_policy.enabled)")
     if cfg.checkpoint_interval:
         refused.append("checkpoints (set train.checkpoint_interval=0)")
+    if cfg.keep == "best":
+        refused.append("keeping the best validation's weights (set train.keep=last)")
     if resume:
         refused.append("--resume")
     if name == "DeepSpeed":

@@ -34,17 +34,18 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 
 from qadistill.errors import QADistillError
 from qadistill.io import atomic_write_json
-from qadistill.train.answer_logits import answer_logits
+from qadistill.modeling import answer_logits
 from qadistill.train.batching import TokenizedExample, collate
 
 logger = logging.getLogger("qadistill.train")
@@ -293,6 +294,19 @@ def load_cache(folder: Path, examples: Sequence[TokenizedExample] | None = None)
     return cache
 
 
+@dataclass(frozen=True)
+class CacheSettings:
+    """What a cache keeps and how it is built: the teacher's top `k` log-probabilities at `temperature` over the
+    first `vocab` columns (the vocabulary teacher and student share), from teacher passes over `batch_size`
+    examples padded with `pad_id`."""
+
+    vocab: int
+    k: int
+    temperature: float
+    batch_size: int
+    pad_id: int
+
+
 @torch.inference_mode()
 def build_cache(
     teacher: torch.nn.Module,
@@ -301,11 +315,7 @@ def build_cache(
     *,
     key: str,
     key_doc: dict[str, Any],
-    k: int,
-    temperature: float,
-    vocab: int,
-    pad_id: int,
-    batch_size: int,
+    settings: CacheSettings,
     info: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> float:
@@ -314,6 +324,7 @@ def build_cache(
     Examples are batched by length (less padding); the rows are stored back in training-data order. If another
     build published `folder` first, this one is discarded and theirs is kept.
     """
+    k, temperature, vocab, batch_size = settings.k, settings.temperature, settings.vocab, settings.batch_size
     started = time.perf_counter()
     device = next(teacher.parameters()).device
     was_training = teacher.training
@@ -324,7 +335,7 @@ def build_cache(
     with bar:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            batch = collate([examples[i] for i in chunk], pad_id).to(device)
+            batch = collate([examples[i] for i in chunk], settings.pad_id).to(device)
             logits = answer_logits(teacher, batch.input_ids, batch.attention_mask, batch.answer_len)[..., :vocab]
             mask = batch.answer_mask[:, -batch.answer_len :]
             ids, logprobs, tail = (t.cpu() for t in topk_logprobs(logits[mask], k, temperature))
@@ -339,9 +350,10 @@ def build_cache(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        shards = []
+        shards: list[dict[str, Any]] = []
+        filled = [row for row in rows if row is not None]  # every example got its rows above
         for s, first in enumerate(range(0, len(examples), EXAMPLES_PER_SHARD)):
-            part = rows[first : first + EXAMPLES_PER_SHARD]
+            part = filled[first : first + EXAMPLES_PER_SHARD]
             lengths = torch.tensor([0] + [r[0].shape[0] for r in part], dtype=torch.long)
             name = f"shard-{s:05d}.safetensors"
             save_file(
@@ -408,78 +420,81 @@ class CacheSetup:
         }
 
 
+@dataclass(frozen=True)
+class CacheTeacher:
+    """The teacher a cache is of: its spec and how it is loaded (`dtype`; both part of the key), the model when the
+    caller already holds it (a pruned student's teacher), and `load` to load it otherwise."""
+
+    spec: str
+    dtype: str
+    model: PreTrainedModel | None
+    load: Callable[[], PreTrainedModel]
+
+
+class Processes(Protocol):
+    """The processes of a launch (an accelerate `Accelerator` or `PartialState`): the main one builds a cache."""
+
+    @property
+    def is_main_process(self) -> bool: ...
+
+    def wait_for_everyone(self) -> None: ...
+
+
 def prepare_cache(
     *,
     root: Path,
-    teacher_spec: str,
-    teacher_dtype: str,
+    teacher: CacheTeacher,
     tokenizer,
     examples: Sequence[TokenizedExample],
     prompt: Any,
-    vocab: int,
-    k: int,
-    temperature: float,
-    batch_size: int,
-    pad_id: int,
-    teacher: torch.nn.Module | None,
-    load_teacher: Callable[[], torch.nn.Module],
-    is_main: bool = True,
-    wait: Callable[[], None] = lambda: None,
+    settings: CacheSettings,
+    processes: Processes | None = None,
     progress: bool = True,
 ) -> CacheSetup:
     """Load the cache of this (teacher, tokenizer, data, prompt, k, temperature), building it first if absent.
 
-    `teacher` is the teacher when the caller already holds it (a pruned student); otherwise `load_teacher()` is
-    called only when the cache must be built, or to fingerprint a hub teacher that has no local weight files.
-    With several processes the main one builds while the others poll for it (a failed main process ends the
-    launch), then all meet at `wait` (a barrier).
+    `teacher.load()` is called only when the caller holds no teacher model and the cache must be built, or to
+    fingerprint a hub teacher that has no local weight files. With several `processes` the main one builds while
+    the others poll for it (a failed main process ends the launch), then all meet at a barrier.
     """
-    files = teacher_weight_files(teacher_spec)
+    is_main = processes is None or processes.is_main_process
+    model = teacher.model
+    files = teacher_weight_files(teacher.spec)
     if files is not None:
         weights = files_fingerprint(files, root / _FINGERPRINTS)
     else:
-        if teacher is None:
-            teacher = load_teacher()
-        weights = model_fingerprint(teacher)
-    k = min(k, vocab)
+        if model is None:
+            model = teacher.load()
+        weights = model_fingerprint(model)
+    settings = replace(settings, k=min(settings.k, settings.vocab))
     key, key_doc = cache_key(
         teacher=weights,
-        teacher_dtype=teacher_dtype,
+        teacher_dtype=teacher.dtype,
         tokenizer=tokenizer_fingerprint(tokenizer),
         examples=examples_fingerprint(examples),
         prompt=asdict(prompt) if hasattr(prompt, "__dataclass_fields__") else dict(prompt),
-        vocab=vocab,
-        k=k,
-        temperature=temperature,
+        vocab=settings.vocab,
+        k=settings.k,
+        temperature=settings.temperature,
     )
     folder = root / key
     built, seconds = False, 0.0
     if is_main and not (folder / _META).is_file():
-        if teacher is None:
-            teacher = load_teacher()
+        if model is None:
+            model = teacher.load()
         from qadistill.models import param_count
 
-        info = {"teacher": teacher_spec, "teacher_params": param_count(teacher)}
-        info["teacher_layers"] = teacher.config.num_hidden_layers
+        info = {"teacher": teacher.spec, "teacher_params": param_count(model)}
+        info["teacher_layers"] = model.config.num_hidden_layers
         seconds = build_cache(
-            teacher,
-            examples,
-            folder,
-            key=key,
-            key_doc=key_doc,
-            k=k,
-            temperature=temperature,
-            vocab=vocab,
-            pad_id=pad_id,
-            batch_size=batch_size,
-            info=info,
-            progress=progress,
+            model, examples, folder, key=key, key_doc=key_doc, settings=settings, info=info, progress=progress
         )
         built = True
         logger.info("teacher cache %s built in %.1f s", folder, seconds)
     while not is_main and not (folder / _META).is_file():
         time.sleep(1.0)  # polling, not a barrier: building for a big teacher may outlast the collective timeout
-    wait()
+    if processes is not None:
+        processes.wait_for_everyone()
     if not (folder / _META).is_file():
         raise QADistillError(f"teacher cache {folder} was not built (the main process failed to write it)")
     return CacheSetup(load_cache(folder, examples), built, seconds)

@@ -163,8 +163,9 @@ def prefill_batch(
 
 def _left_padded_cache(model, rows: list[PrefixCache], width: int, capacity: int) -> StaticCache:
     """One cache of `capacity` slots per row, each row's keys and values right-aligned in the first `width` (the
-    padding is masked). Measured gain of the preallocated cache over `DynamicCache` (which concatenates the whole
-    cache at every decoding step): see `benchmarks/eval_vs_lm_eval.py`."""
+    padding is masked). Preallocated rather than a `DynamicCache` (which concatenates the whole cache at every
+    decoding step): 10% less evaluation time, identical answers (64 one-shot SQuAD v2 questions, SmolLM2-135M fp32,
+    2-core CPU, medians of 2: 50.5 s vs 56.4 s)."""
     cache = StaticCache(config=model.config, max_cache_len=capacity)
     filled = [row for row in rows if row.length]
     if width == 0 or not filled:  # one-token prompts: the first decoding step allocates the cache itself

@@ -62,6 +62,18 @@ def assert_same_metrics(lm_results: dict, ours: dict) -> None:
             assert math.isclose(lm_results[f"{metric},none"], ours[metric], abs_tol=1e-9), metric
 
 
+def amplify_residual_branches(model, factor: float = 30.0) -> None:
+    """A tiny random model with tied embeddings barely changes its input embedding, so it echoes the prompt's last
+    token (a newline: an empty answer) for every question; louder attention and MLP outputs make it say something
+    different per question, so equal answers on both sides mean something."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                param.mul_(factor)
+
+
 @pytest.fixture(scope="module")
 def tiny_models(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
     """Tiny random Pythia (plain prompts) and Qwen2.5 (chat template) folders with the real tokenizers."""
@@ -70,6 +82,8 @@ def tiny_models(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
     for family in ("pythia", "qwen2.5"):
         tokenizer = load_real_tokenizer(family, shared_data / "tokenizers")
         model = build_tiny_model(family, tokenizer, hidden_size=64, num_layers=2, num_heads=4, seed=3)
+        if model.config.tie_word_embeddings:
+            amplify_residual_branches(model)
         folders[family] = save_model(model, tokenizer, root / family)
     return folders
 
@@ -91,7 +105,7 @@ def test_tiny_model_same_answers_and_metrics(family, shots, tiny_models, shared_
     # the same question set, answers and aggregate metrics
     theirs = {s["doc"]["id"]: answer_of(s["doc"], s["filtered_resps"][0]) for s in samples}
     assert theirs == our_answers(tmp_path / "ours")
-    assert any(theirs.values())  # the random model says something, so equal answers mean something
+    assert len(set(theirs.values())) > 1  # the random model says different things, so equal answers mean something
     assert len(theirs) == ours["total"] == 12
     assert_same_metrics(results, ours)
 

@@ -7,12 +7,13 @@ imports the other; the CLI's `run`, `report` and `demo` commands are thin wrappe
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qadistill.experiments.config import ExperimentConfig
 from qadistill.experiments.demo import demo_config
-from qadistill.experiments.runner import RUN_LOG, RunOutcome, run_experiment
+from qadistill.experiments.runner import RUN_LOG, RunOutcome, run_experiment, run_logging
 from qadistill.report import ReportPaths, summary_table_text, write_report
 
 
@@ -39,7 +40,9 @@ def run_study(
     summary table is echoed with where the files are."""
     outcome = run_experiment(config, out_dir, dry_run=dry_run, progress=progress, echo=echo)
     if outcome.complete:
-        paths = write_report(outcome.run_dir)
+        with run_logging(outcome.run_dir):
+            paths = write_report(outcome.run_dir)
+            logging.getLogger("qadistill.experiments").info("report written to %s", paths.report_md)
         outcome.summary_csv, outcome.report_md = paths.summary_csv, paths.report_md
         lines = report_lines(outcome.run_dir, paths)
         outcome.table = lines[0]

@@ -129,11 +129,13 @@ def test_grid_run_cards_evaluations_and_tracker_runs(teacher, shared_data, tmp_p
     run_study(load_config(path), run_dir, progress=False, echo=lambda _: None)
 
     base = run_dir / "squad_v2" / "0shot" / "t"
-    init = read_facts(base / "half" / "init" / "model")
+    init = read_facts(base / "half" / "prune" / "model")
     assert init["kept_layers"] == [0, 3] and init["source_layers"] == 4
-    for trained in (base / "teacher", base / "half" / "ft" / "seed0"):
-        card = load_plainly(trained / "train" / "model")
-        metrics = json.loads((trained / "eval" / "validation" / "metrics.json").read_text())
+    trainings = {base / "teacher" / "train": base / "teacher" / "seed0", base / "half" / "ft" / "seed0" / "train": None}
+    for train_dir, eval_parent in trainings.items():
+        card = load_plainly(train_dir / "model")
+        metrics_path = (eval_parent or train_dir.parent) / "eval" / "validation" / "metrics.json"
+        metrics = json.loads(metrics_path.read_text())
         (entry,) = card["data"]["model-index"][0]["results"]
         values = {m["type"]: m["value"] for m in entry["metrics"]}
         assert values["exact_match"] == round(metrics["exact"], 4) and values["f1"] == round(metrics["f1"], 4)

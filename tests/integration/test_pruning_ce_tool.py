@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from qadistill.config import DataConfig, PromptConfig, PruneConfig
 from qadistill.data.prepare import prepare_data, prompt_format
@@ -46,7 +47,7 @@ def test_pruning_ce_rows_are_validation_ce(shared_data: Path, tmp_path: Path) ->
     fmt = prompt_format(prepared, prompt)
     items = encode_examples(cap(prepared.split("validation"), 6, 0), fmt, tokenizer, [], 0, 8)
     batches = fixed_batches(items, 3, tokenizer.pad_token_id)  # other batches than the tool's: the same CE
-    assert rows["none"]["ce"] == pytest.approx(validation_ce(model, batches, "cpu"), abs=1e-3)
+    assert rows["none"]["ce"] == pytest.approx(validation_ce(model, batches, torch.device("cpu")), abs=1e-3)
     for method in ("block_influence", "block"):
         choice = choose_layers(
             model, tokenizer, PruneConfig(method=method, keep=2, calibration_examples=4), data=prepared,
@@ -54,6 +55,6 @@ def test_pruning_ce_rows_are_validation_ce(shared_data: Path, tmp_path: Path) ->
         )  # fmt: skip
         assert rows[method]["kept"] == choice.kept
         assert rows[method]["scores"] == pytest.approx(choice.scores, abs=1e-4)
-        ce = validation_ce(prune_layers(model, choice.kept), batches, "cpu")
+        ce = validation_ce(prune_layers(model, choice.kept), batches, torch.device("cpu"))
         assert rows[method]["ce"] == pytest.approx(ce, abs=1e-3)
     assert rows["spread"]["kept"] == [0, 3] and rows["spread"]["scores"] is None

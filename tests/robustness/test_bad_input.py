@@ -254,7 +254,7 @@ def test_bad_finetune_config_error_names_the_file(cli, pythia_dir: Path, tmp_pat
         (["--batch-size", "0"], ["batch_size"]),
         (["--dtype", "float64"], ["dtype"]),
         (["--dataset", "squad_v3"], ["unknown dataset 'squad_v3'"]),
-        (["--split", "dev"], ["unknown split 'dev'"]),
+        (["--split", "dev"], ["split: Input should be 'train', 'validation' or 'test'"]),
         (["--fractions", "0.5,0.5"], ["--fractions must be four numbers"]),
         (["--fractions", "0.5,0.5,0.5,0.5"], ["split fractions must sum to 1"]),
         (["--data-dir", "/nonexistent/data"], ["/nonexistent/data", "no such folder"]),

@@ -564,7 +564,7 @@ def test_sigterm_during_an_evaluation_stage_says_so_and_exits_130(pythia_dir, tm
     result = run_subprocess([sys.executable, launcher, "run", config, "--out", tmp_path / "run"])
     assert result.code == 130, (result.code, result.stderr[-3000:])
     assert "Traceback" not in result.stderr
-    assert any("interrupted during demo-en/0shot/t/teacher/eval/validation; run the same command again" in line
+    assert any("interrupted during demo-en/0shot/t/teacher/seed0/eval/validation; run the same command again" in line
                for line in result.lines), result.stderr  # fmt: skip
     assert result.lines[-1] == "interrupted"
     resumed = qadistill("run", config, "--out", tmp_path / "run")

@@ -22,7 +22,7 @@ from qadistill.report.collapse import COLLAPSE_ABSTENTION, collapse_reasons
 from qadistill.report.stats import paired_difference, t_critical, t_within
 
 REPO = Path(__file__).resolve().parents[2]
-STORED_RUN = REPO / "docs" / "results" / "smollm2-squad"
+STORED_RUN = REPO / "docs" / "results" / "collapsed-example"
 QWEN7 = KNOWN_MODELS["qwen2.5-7b"]
 QWEN3 = KNOWN_MODELS["qwen2.5-3b"]
 QWEN15 = KNOWN_MODELS["qwen2.5-1.5b"]

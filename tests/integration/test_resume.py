@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from training_support import Crash, crash_at, tiny_pythia_pair
 
 from qadistill.errors import QADistillError
-from qadistill.models import build_tiny_model, load_real_tokenizer, save_model
 from qadistill.train.config import DistillJob, FinetuneJob
 from qadistill.train.distill import run_distill
 from qadistill.train.finetune import run_finetune
@@ -18,28 +18,9 @@ from qadistill.train.finetune import run_finetune
 pytestmark = pytest.mark.slow
 
 
-class Crash(RuntimeError):
-    pass
-
-
-def crash_at(step: int):
-    def hook(current: int, _record: dict) -> None:
-        if current == step:
-            raise Crash(f"simulated crash at step {current}")
-
-    return hook
-
-
 @pytest.fixture(scope="module")
 def pythia(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("resume-models")
-    tokenizer = load_real_tokenizer("pythia", shared_data / "tokenizers")
-    teacher = build_tiny_model("pythia", tokenizer, hidden_size=64, num_layers=2, num_heads=4, seed=1)
-    student = build_tiny_model("pythia", tokenizer, hidden_size=32, num_layers=2, num_heads=4, seed=2)
-    return {
-        "teacher": save_model(teacher, tokenizer, root / "t"),
-        "student": save_model(student, tokenizer, root / "s"),
-    }
+    return tiny_pythia_pair(shared_data / "tokenizers", tmp_path_factory.mktemp("resume-models"), teacher_layers=2)
 
 
 def common(out: Path, data_dir: Path, train: dict) -> dict:

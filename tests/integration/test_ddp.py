@@ -99,17 +99,18 @@ def outcomes(out: Path, tag: str = "") -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def runs(shared_data: Path, tmp_path_factory) -> dict[str, Any]:
-    """Tiny Pythia student and teacher; the single-process runs in this process, the 2-process ones in one launch."""
+    """Tiny Qwen2.5 student and teacher (tied embeddings, so the sparse lookup gradient meets DDP's reducer); the
+    single-process runs in this process, the 2-process ones in one launch."""
     root = tmp_path_factory.mktemp("ddp")
-    tokenizer = load_real_tokenizer("pythia", shared_data / "tokenizers")
+    tokenizer = load_real_tokenizer("qwen2.5", shared_data / "tokenizers")
     models = {
         "student": save_model(
-            build_tiny_model("pythia", tokenizer, hidden_size=32, num_layers=2, num_heads=4, seed=2),
+            build_tiny_model("qwen2.5", tokenizer, hidden_size=32, num_layers=2, num_heads=4, seed=2),
             tokenizer,
             root / "student",
         ),
         "teacher": save_model(
-            build_tiny_model("pythia", tokenizer, hidden_size=64, num_layers=3, num_heads=4, seed=1),
+            build_tiny_model("qwen2.5", tokenizer, hidden_size=64, num_layers=3, num_heads=4, seed=1),
             tokenizer,
             root / "teacher",
         ),

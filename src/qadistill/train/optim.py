@@ -52,6 +52,23 @@ def prepare_trainable(model, cfg: TrainConfig):
     return model
 
 
+def sparse_tied_embedding_gradient(model) -> bool:  # a transformers model (or peft-wrapped)
+    """Let the input-embedding lookup of a tied embedding give its gradient as the batch's rows only (sparse),
+    which autograd adds into the LM head's dense gradient of the same weight: the same sum, without a zero-filled
+    vocab x hidden temporary and a dense add per backward (545 MB fp32 for Qwen2.5-0.5B, 1.2 GB for 3B). Measured
+    with `benchmarks/distill_step.py --repeats 3` (Qwen2.5 vocabulary): peak RSS above the loaded models 526 -> 455 MB,
+    step time 0.56 -> 0.55 s.
+    Returns whether it applies: an `nn.Embedding` whose trainable weight is the head's. Untied embeddings keep dense
+    gradients (AdamW takes no sparse ones); call it after the DDP wrap, never under FSDP / DeepSpeed (flat shards).
+    """
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = isinstance(embedding, torch.nn.Embedding) and head is not None and embedding.weight is head.weight
+    if not (tied and embedding.weight.requires_grad):
+        return False
+    embedding.sparse = True
+    return True
+
+
 def trainable_param_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -11,7 +11,12 @@ import torch
 from qadistill.train.config import Job, TrainConfig
 from qadistill.train.data import TrainingData, load_training_data, write_run_files
 from qadistill.train.distributed import check_sharding
-from qadistill.train.optim import build_optimizer, prepare_trainable, trainable_param_count
+from qadistill.train.optim import (
+    build_optimizer,
+    prepare_trainable,
+    sparse_tied_embedding_gradient,
+    trainable_param_count,
+)
 from qadistill.train.state import RunPaths
 from qadistill.train.validation import Validator
 
@@ -46,6 +51,9 @@ def prepare_run(
     optimizer = build_optimizer(model, cfg, accelerator.device)
     sharded = check_sharding(accelerator, cfg, resume=job.resume, off_policy=off_policy)  # FSDP / DeepSpeed / None
     wrapped, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(wrapped)
+    if sharded is None:  # after the DDP wrap, which would otherwise expect a sparse gradient for the tied weight
+        sparse_tied_embedding_gradient(raw_model)
     if accelerator.is_main_process:
         write_run_files(job, data, paths)
     world = accelerator.num_processes
@@ -55,7 +63,7 @@ def prepare_run(
         paths=paths,
         accelerator=accelerator,
         model=wrapped,
-        raw_model=accelerator.unwrap_model(wrapped),
+        raw_model=raw_model,
         optimizer=optimizer,
         tokenizer=tokenizer,
         data=data,

@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data is, and skipping cleanly when it is absent."""
+"""Shared fixtures: where the real data is, and skipping cleanly when it is absent; the test processes' threads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+MAX_WORKERS = 4  # `-n auto` (pyproject's addopts): each worker loads models, so not one per core on a big machine
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, share the cores between the workers: with a thread per core in every worker, each small
+    op of a tiny test model waits for descheduled OpenMP threads. Subprocesses (SLURM jobs, killed runs) inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def shared_data_dir() -> Path:

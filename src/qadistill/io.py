@@ -196,6 +196,21 @@ def remove_stale_temps(folder: str | Path, names: Collection[str] | None = None)
 LOCK_FILE = ".run.lock"
 
 
+def is_locked(path: Path) -> bool:
+    """Whether a live process holds the flock of `path` (`run_lock`, a stage's lock); False if it does not exist."""
+    try:
+        handle = path.open("r")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 @contextlib.contextmanager
 def run_lock(folder: str | Path, holder: str = "qadistill run") -> Iterator[None]:
     """Hold an exclusive lock on an output folder; a second writer to the same folder fails at once.

@@ -26,7 +26,7 @@ from qadistill.experiments.executors import job_arrays, load_jobs  # noqa: E402
 from qadistill.experiments.plan import Plan, plan_experiment  # noqa: E402
 from qadistill.study import run_study  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]  # one cluster: all in one worker
 
 QADISTILL = str(Path(sys.executable).with_name("qadistill"))
 JOBS_TIMEOUT_S = 900

@@ -168,6 +168,18 @@ def test_status_table_and_failed_lines(tmp_path: Path) -> None:
     assert lines[-1] == "4 stages: 1 done, 1 running, 1 failed, 1 not submitted"
 
 
+def test_status_of_a_local_run_shows_the_stage_it_is_computing(tmp_path: Path) -> None:
+    from qadistill.experiments.runner import stage_lock
+
+    plan = plan_experiment(grid(seeds=[1]))
+    computing, waiting = plan.stages[0], plan.stages[1]
+    with stage_lock(computing.folder(tmp_path), computing.id):  # what a local `qadistill run` holds
+        states = executors.stage_states(plan, tmp_path, {"stages": {}})
+        assert (states[0].state, states[0].detail) == ("running", "in a local qadistill run")
+        assert states[1].stage == waiting and states[1].state == "not submitted"
+    assert executors.stage_states(plan, tmp_path, {"stages": {}})[0].state == "not submitted"  # lock released
+
+
 def test_report_of_a_partial_run_says_what_is_missing(tmp_path: Path) -> None:
     config = grid(seeds=[1], datasets=["squad_v2"], shots=[0])
     save_resolved(config, tmp_path)

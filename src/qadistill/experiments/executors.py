@@ -29,7 +29,7 @@ from qadistill.experiments.config import RESOLVED_CONFIG, ExperimentConfig, load
 from qadistill.experiments.executor_config import SlurmExecutor
 from qadistill.experiments.plan import Plan, Stage, plan_experiment
 from qadistill.experiments.slurm import JobInfo, cancel, check_partitions, job_states, last_line, queued, submit_array
-from qadistill.io import atomic_write_json
+from qadistill.io import atomic_write_json, is_locked
 
 logger = logging.getLogger("qadistill.experiments")
 
@@ -116,6 +116,8 @@ def _state(stage: Stage, run_dir: Path, record: dict | None, infos: dict[str, Jo
     if stage.done(run_dir):  # read after SLURM answered: a job that finished meanwhile counts as done
         return StageState(stage, "done", job_id, log)
     if record is None:
+        if is_locked(stage.lock_path(run_dir)):  # a local `qadistill run` is computing it
+            return StageState(stage, "running", detail="in a local qadistill run")
         return StageState(stage, "not submitted")
     info = infos.get(job_id) if job_id is not None else None
     if info is None:

@@ -50,6 +50,8 @@ INIT_KINDS = ("prune", "heal", "sft_init")
 """Stages that prepare a student's starting weights; a training depends on the last of them."""
 Role = Literal["teacher", "student", "untuned"]
 MODEL_SUBDIR = "model"
+STAGE_LOCK_FILE = ".stage.lock"
+"""Held (flock) by the process computing a stage."""
 # Rough question counts of each dataset's pooled sources, for compute estimates when no cap is set.
 NOMINAL_QUESTIONS: dict[str, int] = {"squad_v2": 142_192, "mlqa-en": 12_738, "mlqa-de": 5_029}
 
@@ -95,6 +97,9 @@ class Stage:
 
     def done(self, run_dir: Path) -> bool:
         return self.result_path(run_dir).is_file()
+
+    def lock_path(self, run_dir: Path) -> Path:
+        return self.folder(run_dir) / STAGE_LOCK_FILE
 
 
 @dataclass

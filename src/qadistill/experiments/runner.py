@@ -35,7 +35,15 @@ from qadistill.config import DataConfig, ModelLoadConfig, PromptConfig, first_di
 from qadistill.errors import QADistillError
 from qadistill.experiments.config import RESOLVED_CONFIG, ExperimentConfig, config_from_dict, save_resolved
 from qadistill.experiments.executors import job_launcher, refuse_active_jobs, submit_plan
-from qadistill.experiments.plan import INIT_KINDS, MODEL_SUBDIR, Plan, Stage, format_plan, plan_experiment
+from qadistill.experiments.plan import (
+    INIT_KINDS,
+    MODEL_SUBDIR,
+    STAGE_LOCK_FILE,
+    Plan,
+    Stage,
+    format_plan,
+    plan_experiment,
+)
 from qadistill.io import atomic_write_json, atomic_write_text, ensure_dir, remove_stale_temps, run_lock
 from qadistill.results import parse_result
 from qadistill.tracking import TrackingConfig, check_installed, log_evaluation
@@ -43,7 +51,6 @@ from qadistill.tracking import TrackingConfig, check_installed, log_evaluation
 logger = logging.getLogger("qadistill.experiments")
 
 RUN_LOG = "run.log"
-STAGE_LOCK_FILE = ".stage.lock"
 STAGE_FILE = "stage.json"
 
 
@@ -103,6 +110,10 @@ def run_logging(run_dir: Path) -> Iterator[Path]:
         package.setLevel(saved[0])
         package.propagate = saved[1]
         file_handler.close()
+
+
+LOGGED_RESULT = ("steps", "kept_step", "skipped_steps", "final_train_loss", "first_val_ce", "final_val_ce", "seconds")
+"""What run.log says of a finished training (train_result.json has the rest)."""
 
 
 def stage_record(plan: Plan, stage: Stage) -> dict[str, Any]:
@@ -669,7 +680,8 @@ def _run_stage(ctx: _Context, stage: Stage) -> None:
                 note = "pruned"
             else:
                 result = _run_training(ctx, stage)
-                note = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, int | float))[:200]
+                logged = [k for k in LOGGED_RESULT if isinstance(result.get(k), int | float)]
+                note = ", ".join(f"{k} {result[k]:.4g}" for k in logged)
             gc.collect()
     except QADistillError as exc:
         logger.error("stage %s failed: %s", stage.id, exc)

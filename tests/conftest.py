@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MAX_WORKERS = 4  # `-n auto` (pyproject's addopts): each worker loads models, so not one per core on a big machine
+MAX_WORKERS = 4  # `pytest -n auto`: each worker loads models, so not one per core on a big machine
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without the plugin, nothing to validate it against
 def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 

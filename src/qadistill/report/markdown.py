@@ -196,7 +196,13 @@ def render_report(
 
 
 def _findings(findings: Findings) -> list[str]:
-    lines = ["", "## Findings", "", "### Collapsed models (kept out of every retention claim)", ""]
+    lines = [
+        "",
+        "## Findings",
+        "",
+        "### Collapsed, or no better than a trivial answer (kept out of every retention claim)",
+        "",
+    ]
     lines += _bullets(findings.collapsed, "No model is flagged as collapsed.")
     lines += ["", "### Trivial baselines on the same questions", ""]
     lines += _bullets(findings.baselines, "No results.")

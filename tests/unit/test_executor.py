@@ -173,7 +173,7 @@ def test_status_of_a_local_run_shows_the_stage_it_is_computing(tmp_path: Path) -
 
     plan = plan_experiment(grid(seeds=[1]))
     computing, waiting = plan.stages[0], plan.stages[1]
-    with stage_lock(computing.folder(tmp_path), computing.id):  # what a local `qadistill run` holds
+    with stage_lock(computing, tmp_path):  # what a local `qadistill run` holds
         states = executors.stage_states(plan, tmp_path, {"stages": {}})
         assert (states[0].state, states[0].detail) == ("running", "in a local qadistill run")
         assert states[1].stage == waiting and states[1].state == "not submitted"

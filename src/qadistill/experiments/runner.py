@@ -38,7 +38,6 @@ from qadistill.experiments.executors import job_launcher, refuse_active_jobs, su
 from qadistill.experiments.plan import (
     INIT_KINDS,
     MODEL_SUBDIR,
-    STAGE_LOCK_FILE,
     Plan,
     Stage,
     format_plan,
@@ -74,14 +73,16 @@ class RunOutcome:
 
 
 @contextlib.contextmanager
-def stage_lock(folder: Path, stage_id: str) -> Iterator[None]:
-    """Hold an exclusive flock on one stage folder while it is computed; a second process fails at once."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / STAGE_LOCK_FILE).open("a+") as handle:
+def stage_lock(stage: Stage, run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive flock on one stage folder while it is computed; a second process fails at once (and
+    `qadistill status` sees the stage as running)."""
+    path = stage.lock_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise QADistillError(f"stage {stage_id} is being computed by another process (locked {folder})") from None
+            raise QADistillError(f"stage {stage.id} is being computed by another process (locked {path})") from None
         yield
 
 
@@ -626,7 +627,7 @@ def _execute(ctx: _Context, todo: list[Stage], outcome: RunOutcome, progress: bo
         for stage in todo:
             current = stage
             bar.set_postfix_str(stage.id, refresh=True)
-            with stage_lock(stage.folder(ctx.run_dir), stage.id):
+            with stage_lock(stage, ctx.run_dir):
                 _run_stage(ctx, stage)
             outcome.ran.append(stage.id)
             bar.update(1)
@@ -648,7 +649,7 @@ def run_stage_job(config_doc: dict[str, Any], run_dir: str, stage_id: str) -> st
         raise QADistillError(f"stage {stage_id} is not in the plan of {folder}")
     stage = plan.by_id[stage_id]
     plan.config = config.model_copy(update={"launcher": job_launcher(config, stage)})
-    with run_logging(folder), stage_lock(stage.folder(folder), stage_id):
+    with run_logging(folder), stage_lock(stage, folder):
         if stage.done(folder):
             logger.info("stage %s is already finished", stage_id)
             return stage_id

@@ -12,9 +12,11 @@ GKDTrainer computes (B, T, V) logits for teacher and student over every position
 Prints one JSON line `{"qadistill": {...}, "trl": {...}, "ratio": {...}, "setup": {...}}`; progress goes to stderr.
 Each side has `step_s` (mean over the timed steps), `tokens_per_s` = batch x (prompt + answer) / step_s,
 `peak_rss_mb`, `baseline_rss_mb` (imports + both models loaded) and `peak_delta_mb`, plus `cpu_s` (process CPU
-time per step). On a machine whose cores are oversubscribed, use `--threads 1`: with more threads every small op
-waits for a descheduled OpenMP worker (measured here: a (4, 327, 128) multiply took 11.6 ms with 2 threads vs
-0.06 ms with 1), which inflates the side made of many small ops, qadistill's, far more than TRL's huge ones.
+time per step). `ratio` compares the medians; with repeats, `ratio.tokens_per_s_paired` also gives the median
+(and range) of each repeat's own ratio. On a machine whose cores are oversubscribed, use `--threads 1`: with more
+threads every small op waits for a descheduled OpenMP worker (measured here: a (4, 327, 128) multiply took 11.6 ms
+with 2 threads vs 0.06 ms with 1), which inflates the side made of many small ops, qadistill's, far more than TRL's
+huge ones.
 
     .venv/bin/python benchmarks/distill_step.py                 # batch 4, prompt 320, answer 8, vocab 151,936
     .venv/bin/python benchmarks/distill_step.py --repeats 2     # alternate the two sides, report medians
@@ -268,6 +270,15 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def paired_ratios(ours: dict[str, Any], trl: dict[str, Any]) -> dict[str, float] | None:
+    """Tokens/s ratio of each repeat (its two sides ran back to back): steadier than the ratio of the medians when
+    the machine's speed drifts over a long run. None for a single repeat."""
+    pairs = [t / o for o, t in zip(ours.get("runs_step_s", []), trl.get("runs_step_s", []), strict=True)]
+    if len(pairs) < 2:
+        return None
+    return {"median": round(statistics.median(pairs), 2), "min": round(min(pairs), 2), "max": round(max(pairs), 2)}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=4)
@@ -363,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
         ours, trl = result["qadistill"], result["trl"]
         result["ratio"] = {
             **_ratios(ours, trl),
+            "tokens_per_s_paired": paired_ratios(ours, trl),
             "first_loss_rel_diff": _rel_diff(ours["losses"][0], trl["losses"][0]),
             "targets_met": {
                 "tokens_per_s_at_least_20x": ours["tokens_per_s"] >= 20 * trl["tokens_per_s"],

@@ -74,3 +74,15 @@ def test_distill_step_benchmark_prints_one_json_line(tmp_path):
     assert setup["vocab"] == 512 and setup["shared_vocab"] == 512
     assert setup["tokenizer"].startswith("synthetic")
     assert "beta 1.0" in setup["divergence"]
+
+
+def test_paired_ratios_pair_each_repeat_with_its_own_peer():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from distill_step import paired_ratios
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    ours = {"runs_step_s": [0.5, 0.4, 0.25]}
+    trl = {"runs_step_s": [10.0, 6.0, 7.5]}  # ratios 20, 15, 30: median 20, where the medians' ratio is 7.5/0.4
+    assert paired_ratios(ours, trl) == {"median": 20.0, "min": 15.0, "max": 30.0}
+    assert paired_ratios({"step_s": 0.5}, {"step_s": 9.0}) is None  # one repeat: nothing to pair

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,6 +183,82 @@ def _model_axis(ax: Axes, points: dict[str, float], span: float) -> None:
     top.tick_params(length=2, pad=1)
 
 
+@dataclass(frozen=True)
+class _RetentionStyle:
+    """How the retention figure draws its students: a color and marker per method, a fill per teacher (students
+    of different teachers share a panel), and the x range every panel shares."""
+
+    methods: list[str]
+    colors: dict[str, str]
+    markers: dict[str, str]
+    fills: dict[str, FillStyleType]
+    xlim: tuple[float, float]
+    span: float
+
+    @classmethod
+    def of(cls, students: Sequence[SummaryRow]) -> _RetentionStyle:
+        methods = sorted({r.method for r in students}, key=method_order)
+        families = sorted({(r.teacher_params, r.teacher) for r in students}, key=lambda t: (-t[0], t[1]))
+        lo, hi = min(r.param_reduction for r in students), max(r.param_reduction for r in students)
+        if hi - lo < 10.0:  # a few nearby sizes: show at least 10 points of reduction around them
+            lo, hi = (lo + hi) / 2 - 5.0, (lo + hi) / 2 + 5.0
+        span = hi - lo
+        return cls(
+            methods=methods,
+            colors={m: f"C{i % 10}" for i, m in enumerate(methods)},
+            markers={m: METHOD_MARKERS[i % len(METHOD_MARKERS)] for i, m in enumerate(methods)},
+            fills={name: FAMILY_FILLS[i % len(FAMILY_FILLS)] for i, (_, name) in enumerate(families)},
+            xlim=(lo - 0.12 * span, min(hi + 0.12 * span, 101.0)),
+            span=span,
+        )
+
+
+def _retention_points(ax: Axes, panel: Sequence[SummaryRow], metric: str, style: _RetentionStyle) -> None:
+    """One error-bar series per (method, teacher); methods dodge sideways so equal sizes do not hide each other."""
+    dodge = 0.015 * style.span
+    for k, method in enumerate(style.methods):
+        shift = (k - (len(style.methods) - 1) / 2) * dodge
+        for family, fill in style.fills.items():
+            points = [
+                r
+                for r in panel
+                if r.method == method and r.teacher == family and getattr(r, f"retention_{metric}") is not None
+            ]
+            if not points:
+                continue
+            ax.errorbar(
+                [r.param_reduction + shift for r in points],
+                [getattr(r, f"retention_{metric}") for r in points],
+                yerr=[getattr(r, f"retention_{metric}_err") or 0.0 for r in points],
+                fmt=style.markers[method],
+                color=style.colors[method],
+                fillstyle=fill,
+                mfc="white" if fill == "none" else style.colors[method],
+                capsize=3,
+                ms=6,
+                lw=1,
+                label=method,
+            )
+
+
+def _retention_legend(fig: Figure, style: _RetentionStyle) -> None:
+    """One legend under the panels: each method once, and the teacher fills when there is more than one."""
+    handles: dict[str, Artist] = {}
+    for ax in fig.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    if len(style.fills) > 1:
+        from matplotlib.lines import Line2D
+
+        for family, fill in style.fills.items():
+            handles[f"students of {family}"] = Line2D(
+                [], [], ls="", marker="o", color="#555555", fillstyle=fill, mfc="white" if fill == "none" else None
+            )
+    fig.legend(
+        list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 6), fontsize=9
+    )
+
+
 def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
     """Retention (EM, ROUGE-L) vs parameter reduction per method with propagated seed-std error bars; one row
     per dataset (its test split when present) and one column per (shots, metric). None when nothing to plot."""
@@ -192,23 +269,9 @@ def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
         return None
     chosen = {d: _preferred_split(students, d) for d in datasets}
     students = [r for r in students if r.split == chosen[r.dataset]]
+    style = _RetentionStyle.of(students)
     shots = sorted({r.shots for r in students})
-    methods = sorted({r.method for r in students}, key=method_order)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    markers = {m: METHOD_MARKERS[i % len(METHOD_MARKERS)] for i, m in enumerate(methods)}
-    # Students of different teachers share a panel; the marker fill tells the families apart.
-    families = sorted({(r.teacher_params, r.teacher) for r in students}, key=lambda t: (-t[0], t[1]))
-    fills = {name: FAMILY_FILLS[i % len(FAMILY_FILLS)] for i, (_, name) in enumerate(families)}
     columns = [(s, label, metric) for s in shots for label, metric in (("EM", "em"), ("ROUGE-L", "rouge_l"))]
-
-    xs_all = [r.param_reduction for r in students]
-    lo, hi = min(xs_all), max(xs_all)
-    if hi - lo < 10.0:  # a few nearby sizes: show at least 10 points of reduction around them
-        middle = (lo + hi) / 2
-        lo, hi = middle - 5.0, middle + 5.0
-    span = hi - lo
-    xlim = (lo - 0.12 * span, min(hi + 0.12 * span, 101.0))
-    dodge = 0.015 * span
 
     fig = _new_figure(4.2 * len(columns), 3.9 * len(datasets) + 0.8)
     axes = fig.subplots(len(datasets), len(columns), squeeze=False, sharey="row")
@@ -217,53 +280,18 @@ def plot_retention(rows: Sequence[SummaryRow], path: Path) -> Path | None:
             ax = axes[i][j]
             panel = [r for r in students if r.dataset == dataset and r.shots == shot]
             ax.axhline(100.0, color="#555555", ls="--", lw=1, label="teacher (100%)")
-            for k, method in enumerate(methods):
-                shift = (k - (len(methods) - 1) / 2) * dodge
-                for family, fill in fills.items():
-                    points = [
-                        r
-                        for r in panel
-                        if r.method == method and r.teacher == family and getattr(r, f"retention_{metric}") is not None
-                    ]
-                    if not points:
-                        continue
-                    ax.errorbar(
-                        [r.param_reduction + shift for r in points],
-                        [getattr(r, f"retention_{metric}") for r in points],
-                        yerr=[getattr(r, f"retention_{metric}_err") or 0.0 for r in points],
-                        fmt=markers[method],
-                        color=colors[method],
-                        fillstyle=fill,
-                        mfc="white" if fill == "none" else colors[method],
-                        capsize=3,
-                        ms=6,
-                        lw=1,
-                        label=method,
-                    )
-            ax.set_xlim(*xlim)
+            _retention_points(ax, panel, metric, style)
+            ax.set_xlim(*style.xlim)
             ax.grid(alpha=0.3)
             ax.set_axisbelow(True)
             if panel:
-                _model_axis(ax, {r.model: r.param_reduction for r in panel}, span)
+                _model_axis(ax, {r.model: r.param_reduction for r in panel}, style.span)
             ax.set_title(f"{dataset} ({chosen[dataset]}), {shots_label(shot)}: {label}", fontsize=10)
             if i == len(datasets) - 1:
                 ax.set_xlabel("parameter reduction vs teacher (%)")
             if j == 0:
                 ax.set_ylabel("retention of teacher score (%)")
-    handles: dict[str, Artist] = {}
-    for ax in fig.axes:
-        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(name, handle)
-    if len(fills) > 1:
-        from matplotlib.lines import Line2D
-
-        for family, fill in fills.items():
-            handles[f"students of {family}"] = Line2D(
-                [], [], ls="", marker="o", color="#555555", fillstyle=fill, mfc="white" if fill == "none" else None
-            )
-    fig.legend(
-        list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 6), fontsize=9
-    )
+    _retention_legend(fig, style)
     fig.suptitle("Retention of the teacher's score vs parameter reduction (mean ± propagated seed std)", fontsize=11)
     save_figure(fig, path)
     return path

@@ -28,19 +28,6 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(threads)
 
 
-LONG_FIRST = ("slurm", "robustness", "integration")
-"""Test folders in the order they start: pytest-xdist hands tests out in collection order, so the long ones (the
-SLURM group alone runs ~4 minutes in one worker) start first and the many short unit tests fill the other workers."""
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    def folder_rank(item) -> int:
-        parts = Path(item.path).relative_to(REPO_ROOT / "tests").parts
-        return LONG_FIRST.index(parts[0]) if parts[0] in LONG_FIRST else len(LONG_FIRST)
-
-    items.sort(key=folder_rank)  # stable: within a folder, the usual order
-
-
 def shared_data_dir() -> Path:
     """The real-data folder: $QADISTILL_DATA_DIR, else ../shared/data beside the repository."""
     env = os.environ.get("QADISTILL_DATA_DIR")

@@ -24,7 +24,9 @@ class SplitConfig(Strict):
     so the spread over seeds measures training, not test-set sampling. `eval_from: dev` splits as the paper does
     (its test set is the held-out dev set): train and demo_pool from the dataset's official training data,
     validation and test from its dev data, each side by article with its fractions rescaled; `pool` splits all
-    files together (the only choice for MLQA, which has no training data).
+    files together (the only choice for MLQA, which has no training data). `train_unanswerable` draws the
+    training questions with that share of unanswerable ones (SQuAD v2's dev data is about half unanswerable, the
+    shared training file 7%); without `max_train`, as many as the share allows.
     """
 
     train: float = Field(0.7, ge=0, le=1)
@@ -36,6 +38,7 @@ class SplitConfig(Strict):
     max_validation: int | None = Field(None, gt=0)
     max_test: int | None = Field(None, gt=0)
     eval_from: Literal["pool", "dev"] = "pool"
+    train_unanswerable: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitConfig:

@@ -24,7 +24,7 @@ from qadistill.train.config import DistillJob, FinetuneJob
 from qadistill.train.distill import run_distill
 from qadistill.train.finetune import run_finetune
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp")]  # one worker builds the module fixture once
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORKER_ALARM_S = 180  # a hang (a collective one process never joins) ends the workers and fails the test

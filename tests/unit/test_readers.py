@@ -483,3 +483,28 @@ def test_demo_resource_loaded_with_lang(monkeypatch: pytest.MonkeyPatch, tmp_pat
     write(tmp_path / "resources" / "demo_qa_de.json", doc(qa("d1", is_impossible=False)))
     monkeypatch.setattr(sources.resources, "files", lambda package: tmp_path)
     assert [(e.id, e.lang) for e in load_examples("demo-de", Path("/ignored"))] == [("d1", "de")]
+
+
+def test_train_unanswerable_share_on_the_real_squad_training_file(shared_data: Path) -> None:
+    """The shared training file is 7% unanswerable; `train_unanswerable: 0.5` trains on half, tests on the same dev
+    questions, and asking for more than the file holds is a one-line error."""
+    splits = {"train": 0.7, "validation": 0.1, "test": 0.1, "demo_pool": 0.1, "eval_from": "dev", "max_test": 300}
+    plain = prepare_data(DataConfig(dataset="squad_v2", data_dir=shared_data, splits={**splits, "max_train": 400}))
+    balanced = prepare_data(
+        DataConfig(
+            dataset="squad_v2", data_dir=shared_data, splits={**splits, "max_train": 400, "train_unanswerable": 0.5}
+        )
+    )
+    assert sum(e.is_impossible for e in plain.splits.train) < 0.15 * 400
+    assert (len(balanced.splits.train), sum(e.is_impossible for e in balanced.splits.train)) == (400, 200)
+    whole = prepare_data(DataConfig(dataset="squad_v2", data_dir=shared_data, splits=splits)).splits.train
+    assert {e.id for e in balanced.splits.train} <= {e.id for e in whole}  # the same articles, another draw
+    assert [e.id for e in balanced.splits.test] == [e.id for e in plain.splits.test]
+    with pytest.raises(QADistillError, match="train_unanswerable 0.5 with max_train 1000 needs 500 unanswerable"):
+        prepare_data(
+            DataConfig(
+                dataset="squad_v2",
+                data_dir=shared_data,
+                splits={**splits, "max_train": 1000, "train_unanswerable": 0.5},
+            )
+        )

@@ -14,6 +14,7 @@ from qadistill.data.splits import (
     SplitFractions,
     Splits,
     cap,
+    cap_with_unanswerable_share,
     load_split_ids,
     save_split_ids,
     split_by_article,
@@ -169,3 +170,29 @@ def test_splits_from_ids_unknown_id() -> None:
     with pytest.raises(QADistillError, match="split 'test' has 1 question id"):
         splits_from_ids(pool([2]), {"train": ["0-0"], "test": ["zzz"]})
     assert Splits().ids() == {name: [] for name in SPLIT_NAMES}
+
+
+def test_cap_with_unanswerable_share_draws_each_kind() -> None:
+    examples = pool([30, 30])  # every third question unanswerable: 20 of 60
+    half = cap_with_unanswerable_share(examples, 30, 0.5, seed=3)
+    assert len(half) == 30 and sum(e.is_impossible for e in half) == 15
+    ids = [e.id for e in examples]
+    assert [ids.index(e.id) for e in half] == sorted(ids.index(e.id) for e in half)  # input order kept
+    assert half == cap_with_unanswerable_share(list(reversed(examples)), 30, 0.5, seed=3)[::-1]
+    assert half != cap_with_unanswerable_share(examples, 30, 0.5, seed=4)
+    # without a cap: as many as the share allows (all 20 unanswerable + 20 answerable)
+    uncapped = cap_with_unanswerable_share(examples, None, 0.5, seed=3)
+    assert (len(uncapped), sum(e.is_impossible for e in uncapped)) == (40, 20)
+    assert sum(e.is_impossible for e in cap_with_unanswerable_share(examples, 10, 0.0, seed=3)) == 0
+    assert all(e.is_impossible for e in cap_with_unanswerable_share(examples, None, 1.0, seed=3))
+
+
+def test_cap_with_unanswerable_share_refuses_what_the_split_cannot_give() -> None:
+    examples = pool([30, 30])
+    with pytest.raises(
+        QADistillError, match=r"needs 25 unanswerable and 25 answerable .* has 20 and 40: ask for at most max_train 40"
+    ):
+        cap_with_unanswerable_share(examples, 50, 0.5, seed=0)
+    answerable_only = [e for e in examples if not e.is_impossible]
+    with pytest.raises(QADistillError, match="has no unanswerable questions"):
+        cap_with_unanswerable_share(answerable_only, 10, 0.5, seed=0)

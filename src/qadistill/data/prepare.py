@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from qadistill.config import DataConfig, PromptConfig, SplitConfig
 from qadistill.data.examples import QAExample
 from qadistill.data.sources import DatasetInfo, SourcePart, get_dataset_info, load_parts, local_paths, resolve_data_dir
-from qadistill.data.splits import SplitFractions, Splits, cap, split_by_article
+from qadistill.data.splits import SplitFractions, Splits, cap, cap_with_unanswerable_share, split_by_article
 from qadistill.errors import QADistillError
 from qadistill.metrics import Dataset
 from qadistill.prompts import PromptFormat
@@ -56,7 +56,13 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     else:
         fractions = SplitFractions(train=s.train, validation=s.validation, test=s.test, demo_pool=s.demo_pool)
         splits = split_by_article([ex for p in parts for ex in p.examples], fractions, s.seed, source=source)
-    splits.train = cap(splits.train, s.max_train, s.seed)
+    if s.train_unanswerable is None:
+        splits.train = cap(splits.train, s.max_train, s.seed)
+    else:
+        train_source = f"the training split of {source}"
+        splits.train = cap_with_unanswerable_share(
+            splits.train, s.max_train, s.train_unanswerable, s.seed, what=train_source
+        )
     splits.validation = cap(splits.validation, s.max_validation, s.seed)
     splits.test = cap(splits.test, s.max_test, s.seed)
     return PreparedData(info=info, splits=splits)

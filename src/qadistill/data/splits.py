@@ -149,6 +149,35 @@ def cap(split: Sequence[QAExample], n: int | None, seed: int) -> list[QAExample]
     return [ex for ex in split if ex.id in chosen]
 
 
+def cap_with_unanswerable_share(
+    split: Sequence[QAExample], n: int | None, share: float, seed: int, *, what: str = "the training split"
+) -> list[QAExample]:
+    """`n` questions of `split` (without a cap: as many as `share` allows) of which `share` are unanswerable, each
+    kind chosen as `cap` chooses, kept in input order.
+
+    SQuAD v2's official training data is a third unanswerable overall but only 7% in its first articles, while its
+    dev data is half unanswerable: a model trained on the first never learns to abstain as often as the test asks.
+    """
+    unanswerable = [ex for ex in split if ex.is_impossible]
+    answerable = [ex for ex in split if not ex.is_impossible]
+    if share > 0 and not unanswerable:
+        raise QADistillError(f"train_unanswerable is {share:g} but {what} has no unanswerable questions")
+    room = min(
+        len(unanswerable) / share if share > 0 else math.inf, len(answerable) / (1 - share) if share < 1 else math.inf
+    )
+    total = math.floor(room + 1e-9) if n is None else n
+    if total > room + 1e-9:
+        fit = math.floor(room + 1e-9)
+        raise QADistillError(
+            f"train_unanswerable {share:g} with max_train {total} needs {round(share * total)} unanswerable and "
+            f"{total - round(share * total)} answerable questions; {what} has {len(unanswerable)} and "
+            f"{len(answerable)}: ask for at most max_train {fit} or change the share"
+        )
+    wanted = round(share * total)
+    chosen = {ex.id for ex in (*cap(unanswerable, wanted, seed), *cap(answerable, total - wanted, seed))}
+    return [ex for ex in split if ex.id in chosen]
+
+
 def save_split_ids(splits: Splits, path: str | Path) -> None:
     """Write {split: [question ids]} atomically, so later stages (and reruns) use exactly these questions."""
     atomic_write_json(path, splits.ids())

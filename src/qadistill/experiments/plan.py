@@ -502,7 +502,7 @@ def train_questions(config: ExperimentConfig, dataset: str) -> int | None:
     """Questions in the training split: the cap, else the split's share of the dataset's pool."""
     splits = config.data.splits
     pool = _dataset_questions(dataset)
-    share = None if pool is None else round(pool * splits.train)
+    share = None if pool is None or splits.train_unanswerable is not None else round(pool * splits.train)
     if splits.max_train is not None:
         return splits.max_train if share is None else min(splits.max_train, share)
     return share

@@ -157,11 +157,7 @@ class LocalSlurm:
     def _start_mariadb(self, port: int, timeout: float) -> None:
         data = self.root / "db" / "data"
         if not (data / "mysql").is_dir():
-            subprocess.run(
-                [_which("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
-                 "--auth-root-authentication-method=normal", "--skip-test-db"],
-                capture_output=True, check=True, timeout=timeout,
-            )  # fmt: skip
+            self._install_mariadb(data, timeout)
         init = self.root / "db" / "init.sql"
         init.write_text(
             "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';\n"
@@ -179,6 +175,23 @@ class LocalSlurm:
             ],
         )  # fmt: skip
         self._wait((self.root / "db" / "mysqld.sock").exists, timeout, "MariaDB to listen")  # after its TCP port
+
+    def _install_mariadb(self, data: Path, timeout: float, attempts: int = 2) -> None:
+        """mariadb-install-db, once more in a fresh folder if it fails (seen once in CI, exit status 1, on a busy
+        machine); a second failure raises with the tool's own output."""
+        for attempt in range(1, attempts + 1):
+            shutil.rmtree(data, ignore_errors=True)
+            done = subprocess.run(
+                [_which("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
+                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                capture_output=True, text=True, check=False, timeout=timeout,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return
+            output = (done.stdout + done.stderr).strip()[-2000:]
+            if attempt == attempts:
+                raise RuntimeError(f"mariadb-install-db failed (exit status {done.returncode}):\n{output}")
+            print(f"mariadb-install-db failed (exit status {done.returncode}), trying again:\n{output}", flush=True)
 
     def _write_configs(self) -> None:
         root, ports = self.root, self.ports

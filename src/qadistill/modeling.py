@@ -2,7 +2,7 @@
 
 With left padding every answer ends at the last column, so the logits that predict the last A tokens of each row
 come from input positions T-A-1 .. T-2. The last token is never needed as an input, so the model runs on
-`input_ids[:, :-1]` and the LM head is applied to its last A positions only (`logits_to_keep=A`, which
+`input_ids[:, :-1]` and the LM head is applied to its last A positions only (`logits_to_keep`, which
 transformers' causal LMs support). A (B, T, V) tensor over the prompt is never made: with Qwen2.5's 152k-row head
 and 700-token prompts that tensor alone would be ~0.4 GB per row in fp32.
 """
@@ -52,7 +52,7 @@ def answer_logits(
     if _accepts_logits_to_keep(core_model(model)):
         # Positions as an index tensor, not the int: the head then gets a contiguous (B, A, H) copy instead of a
         # strided view, which torch's CPU matmul runs as a batched matmul over a broadcast weight (teacher head
-        # 86 -> 43 ms per step in benchmarks/distill_step.py; same logits).
+        # 86 -> 43-64 ms per step in benchmarks/distill_step.py; same logits).
         keep = torch.arange(ids.shape[1] - answer_len, ids.shape[1], device=ids.device)
         logits = model(**kwargs, logits_to_keep=keep).logits
     else:  # a model without logits_to_keep: correct, but projects every position

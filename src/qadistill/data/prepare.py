@@ -59,9 +59,8 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     if s.train_unanswerable is None:
         splits.train = cap(splits.train, s.max_train, s.seed)
     else:
-        train_source = f"the training split of {source}"
         splits.train = cap_with_unanswerable_share(
-            splits.train, s.max_train, s.train_unanswerable, s.seed, what=train_source
+            splits.train, s.max_train, s.train_unanswerable, s.seed, what=f"the training split of {source}"
         )
     splits.validation = cap(splits.validation, s.max_validation, s.seed)
     splits.test = cap(splits.test, s.max_test, s.seed)

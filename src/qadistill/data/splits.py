@@ -165,9 +165,9 @@ def cap_with_unanswerable_share(
     room = min(
         len(unanswerable) / share if share > 0 else math.inf, len(answerable) / (1 - share) if share < 1 else math.inf
     )
-    total = math.floor(room + 1e-9) if n is None else n
-    if total > room + 1e-9:
-        fit = math.floor(room + 1e-9)
+    fit = math.floor(room + 1e-9)  # the most questions the split can give at this share
+    total = fit if n is None else n
+    if total > fit:
         raise QADistillError(
             f"train_unanswerable {share:g} with max_train {total} needs {round(share * total)} unanswerable and "
             f"{total - round(share * total)} answerable questions; {what} has {len(unanswerable)} and "

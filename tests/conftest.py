@@ -16,9 +16,27 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
+def refuse_silent_ungrouping(config) -> None:
+    """pytest 9.2 ignores the group pytest-xdist (<= 3.8) appends to node ids (pytest-xdist#1386): `--dist loadgroup`
+    then spreads `xdist_group` tests over the workers, so each SLURM worker starts its own cluster and the DDP
+    fixture runs twice. Stop with one line rather than run slower and flakier."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if Version(pytest.__version__) >= Version("9.2") and Version(version("pytest-xdist")) <= Version("3.8.0"):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} breaks pytest-xdist's --dist loadgroup (pytest-xdist#1386): "
+            "install pytest<9.2 (pyproject.toml pins it)"
+        )
+
+
 def pytest_configure(config) -> None:
     """Under pytest-xdist, share the cores between the workers: with a thread per core in every worker, each small
     op of a tiny test model waits for descheduled OpenMP threads. Subprocesses (SLURM jobs, killed runs) inherit it."""
+    refuse_silent_ungrouping(config)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads = max(1, (os.cpu_count() or 1) // workers)

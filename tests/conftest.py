@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_WORKERS = 4  # `pytest -n auto`: each worker loads models, so not one per core on a big machine
@@ -22,10 +24,6 @@ def refuse_silent_ungrouping(config) -> None:
     fixture runs twice. Stop with one line rather than run slower and flakier."""
     if config.getoption("dist", "no") != "loadgroup":
         return
-    from importlib.metadata import version
-
-    from packaging.version import Version
-
     if Version(pytest.__version__) >= Version("9.2") and Version(version("pytest-xdist")) <= Version("3.8.0"):
         raise pytest.UsageError(
             f"pytest {pytest.__version__} breaks pytest-xdist's --dist loadgroup (pytest-xdist#1386): "
